@@ -1,0 +1,699 @@
+/*
+ * test_model.c - the math of the network, K-AF and the optimizers.
+ *
+ * Gradients are checked three ways: against central finite differences in
+ * float64, against fixtures from an independent PyTorch implementation
+ * (tests/gen_torch_fixtures.py), and naive K-AF against stable K-AF.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "data.h"
+#include "model.h"
+#include "rng.h"
+
+#ifndef KAF_FIXTURE_DIR
+#error "KAF_FIXTURE_DIR must name tests/fixtures"
+#endif
+
+/* ---- a small problem with random weights ---- */
+
+enum { N = 9, D = 3, L = 5, E = 2, C = 5 };
+
+struct problem {
+	double x[N * D], y[N * E], w1[L * D], w2[E * L];
+	int calc[C];
+	struct kaf_probe p;
+};
+
+static void problem_init(struct problem *pb, uint64_t seed,
+			 enum kaf_activation act, enum kaf_kernel kernel)
+{
+	struct kaf_rng r;
+	static const int calc[C] = {0, 2, 3, 5, 8};
+
+	kaf_rng_init(&r, seed, 99);
+	for (int i = 0; i < N * D; i++)
+		pb->x[i] = 2 * kaf_rng_uniform(&r) - 1;
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < E; k++)
+			pb->y[i * E + k] = (i + k) % 2;
+	for (int i = 0; i < L * D; i++)
+		pb->w1[i] = 1.2 * (2 * kaf_rng_uniform(&r) - 1);
+	for (int i = 0; i < E * L; i++)
+		pb->w2[i] = 1.2 * (2 * kaf_rng_uniform(&r) - 1);
+	memcpy(pb->calc, calc, sizeof(calc));
+	pb->p = (struct kaf_probe){
+		.n = N, .d = D, .l = L, .e = E, .c = C, .x = pb->x,
+		.y = pb->y, .calc = pb->calc, .w1 = pb->w1, .w2 = pb->w2,
+		.h = 0.7, .activation = act, .kernel = kernel,
+		.reg = KAF_REG_NONE, .precision = KAF_PREC_F64,
+	};
+}
+
+struct probe_result {
+	double yhat[N * E], gw1[L * D], gw2[E * L];
+	struct kaf_probe_out out;
+};
+
+static void run_probe(const struct kaf_probe *p, struct probe_result *r)
+{
+	struct kaf_error err;
+
+	r->out = (struct kaf_probe_out){
+		.yhat = r->yhat, .grad_w1 = r->gw1, .grad_w2 = r->gw2,
+	};
+	assert_int_equal(kaf_probe_run(p, &r->out, &err), 0);
+}
+
+static double probe_loss(const struct kaf_probe *p)
+{
+	struct probe_result r;
+
+	run_probe(p, &r);
+	return r.out.loss;
+}
+
+/* Central difference of the loss in one parameter, step eps. */
+static double central_diff(struct kaf_probe *p, double *param, double eps)
+{
+	double keep = *param, up, down;
+
+	*param = keep + eps;
+	up = probe_loss(p);
+	*param = keep - eps;
+	down = probe_loss(p);
+	*param = keep;
+	return (up - down) / (2 * eps);
+}
+
+static void check_close(double got, double want, double rtol, double atol,
+			const char *what, int index)
+{
+	double diff = fabs(got - want);
+
+	if (!(diff <= atol + rtol * fabs(want)))
+		fail_msg("%s[%d]: got %.17g, want %.17g (diff %.3g)", what,
+			 index, got, want, diff);
+}
+
+static void check_gradients(enum kaf_activation act, enum kaf_kernel kernel,
+			    enum kaf_reg reg)
+{
+	struct problem pb;
+	struct probe_result r;
+	const double eps = 1e-6, rtol = 1e-6, atol = 1e-9;
+
+	problem_init(&pb, 7 + act, act, kernel);
+	pb.p.reg = reg;
+	pb.p.lambda = reg == KAF_REG_NONE ? 0 : 0.03;
+	run_probe(&pb.p, &r);
+	for (int i = 0; i < L * D; i++)
+		check_close(r.gw1[i], central_diff(&pb.p, &pb.w1[i], eps),
+			    rtol, atol, "grad_w1", i);
+	for (int i = 0; i < E * L; i++)
+		check_close(r.gw2[i], central_diff(&pb.p, &pb.w2[i], eps),
+			    rtol, atol, "grad_w2", i);
+	if (act == KAF_ACT_KAF)
+		check_close(r.out.grad_h, central_diff(&pb.p, &pb.p.h, eps),
+			    rtol, atol, "grad_h", 0);
+}
+
+static void test_grad_fixed_activations_match_finite_differences(void **st)
+{
+	(void)st;
+	for (int a = 0; a < KAF_ACT_KAF; a++)
+		check_gradients((enum kaf_activation)a, KAF_KERNEL_STABLE,
+				KAF_REG_NONE);
+}
+
+static void test_grad_kaf_naive_matches_finite_differences(void **st)
+{
+	(void)st;
+	check_gradients(KAF_ACT_KAF, KAF_KERNEL_NAIVE, KAF_REG_NONE);
+}
+
+static void test_grad_kaf_stable_matches_finite_differences(void **st)
+{
+	(void)st;
+	check_gradients(KAF_ACT_KAF, KAF_KERNEL_STABLE, KAF_REG_NONE);
+}
+
+static void test_grad_regularizers_match_finite_differences(void **st)
+{
+	(void)st;
+	check_gradients(KAF_ACT_KAF, KAF_KERNEL_STABLE, KAF_REG_L2);
+	check_gradients(KAF_ACT_TANH, KAF_KERNEL_STABLE, KAF_REG_L1);
+}
+
+/* ---- naive against stable ---- */
+
+static void test_kaf_naive_equals_stable_where_finite(void **st)
+{
+	struct problem pb;
+	struct probe_result a, b;
+
+	(void)st;
+	for (int prec = 0; prec < KAF_PREC_COUNT; prec++) {
+		double tol = prec == KAF_PREC_F32 ? 2e-5 : 1e-12;
+
+		problem_init(&pb, 3, KAF_ACT_KAF, KAF_KERNEL_NAIVE);
+		pb.p.precision = (enum kaf_precision)prec;
+		run_probe(&pb.p, &a);
+		pb.p.kernel = KAF_KERNEL_STABLE;
+		run_probe(&pb.p, &b);
+		assert_int_equal(a.out.zero_denominators, 0);
+		check_close(a.out.loss, b.out.loss, tol, 0, "loss", prec);
+		for (int i = 0; i < N * E; i++)
+			check_close(a.yhat[i], b.yhat[i], tol, tol, "yhat", i);
+		for (int i = 0; i < L * D; i++)
+			check_close(a.gw1[i], b.gw1[i], tol * 10, tol, "gw1",
+				    i);
+		check_close(a.out.grad_h, b.out.grad_h, tol * 10, tol,
+			    "grad_h", prec);
+	}
+}
+
+static void test_kaf_stable_finite_where_naive_underflows(void **st)
+{
+	struct problem pb;
+	struct probe_result a, b;
+
+	(void)st;
+	problem_init(&pb, 3, KAF_ACT_KAF, KAF_KERNEL_NAIVE);
+	/* z gaps of order 0.1 over h = 0.005 give exponents below -150. */
+	pb.p.h = 0.005;
+	pb.p.precision = KAF_PREC_F32;
+	run_probe(&pb.p, &a);
+	assert_true(a.out.zero_denominators > 0);
+	assert_true(isnan(a.out.loss));
+	pb.p.kernel = KAF_KERNEL_STABLE;
+	run_probe(&pb.p, &b);
+	assert_int_equal(b.out.zero_denominators, 0);
+	assert_true(isfinite(b.out.loss));
+	assert_true(isfinite(b.out.grad_h));
+	for (int i = 0; i < L * D; i++)
+		assert_true(isfinite(b.gw1[i]));
+}
+
+static void test_kaf_naive_keeps_subnormal_weights(void **st)
+{
+	/* Two calc rows, one query: exp(-u^2/2) = 1e-40 is subnormal in
+	 * float32 but not zero, so the ratio must stay finite. */
+	double x[3 * 1] = {0.0, 1.0, 2.0}, y[3] = {1, 0, 1};
+	double w1[1] = {1.0}, w2[1] = {1.0}, yhat[3], g1[1], g2[1];
+	int calc[2] = {1, 2};
+	double u = sqrt(-2.0 * log(1e-40));
+	struct kaf_probe p = {
+		.n = 3, .d = 1, .l = 1, .e = 1, .c = 2, .x = x, .y = y,
+		.calc = calc, .w1 = w1, .w2 = w2, .h = 1.0 / u,
+		.activation = KAF_ACT_KAF, .kernel = KAF_KERNEL_NAIVE,
+		.precision = KAF_PREC_F32,
+	};
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+
+	(void)st;
+	/* Row 1 sees only row 2 (one unit of z away, weight ~1e-40/2.5):
+	 * subnormal but non-zero, so its prediction is y_2 exactly. */
+	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+	assert_int_equal(out.zero_denominators, 0);
+	assert_true(yhat[1] == 1.0);
+	/* Shrinking h by a third pushes the weight below 2^-150: 0/0. */
+	p.h = 1.0 / (1.8 * u);
+	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+	assert_true(out.zero_denominators > 0);
+	assert_true(isnan(out.loss));
+}
+
+/* ---- leave-one-out ---- */
+
+static void test_kaf_leave_one_out_excludes_only_the_row(void **st)
+{
+	struct problem pb;
+	struct probe_result a, b;
+
+	(void)st;
+	problem_init(&pb, 11, KAF_ACT_KAF, KAF_KERNEL_STABLE);
+	run_probe(&pb.p, &a);
+	/* Row 3 is a calc row: its own target must not move its output,
+	 * while every other calc row's output does depend on it. */
+	pb.y[3 * E] += 5.0;
+	run_probe(&pb.p, &b);
+	assert_true(a.yhat[3 * E] == b.yhat[3 * E]);
+	for (int j = 0; j < C; j++) {
+		int row = pb.calc[j];
+
+		if (row != 3)
+			assert_true(fabs(a.yhat[row * E] - b.yhat[row * E]) >
+				    1e-9);
+	}
+	/* Row 1 is not a calc row: it sees every calc row, row 3 too. */
+	assert_true(fabs(a.yhat[1 * E] - b.yhat[1 * E]) > 1e-9);
+}
+
+/* ---- fixtures from PyTorch ---- */
+
+struct fixture {
+	char activation[16], kernel[16], precision[8], reg[8];
+	double lambda, h, loss, grad_h;
+	int n, d, l, e, c, calc[32];
+	double x[256], y[64], w1[64], w2[64], yhat[64];
+	double grad_w1[64], grad_w2[64];
+};
+
+static void read_values(char *rest, double *v, int max, int *count)
+{
+	char *tok, *save = NULL;
+
+	*count = 0;
+	for (tok = strtok_r(rest, " \t\n", &save); tok && *count < max;
+	     tok = strtok_r(NULL, " \t\n", &save))
+		v[(*count)++] = strtod(tok, NULL);
+}
+
+static void fixture_line(struct fixture *f, char *key, char *rest)
+{
+	double v[256];
+	int cnt;
+	struct {
+		const char *key;
+		double *dst;
+	} arrays[] = {
+		{"x", f->x}, {"y", f->y}, {"w1", f->w1}, {"w2", f->w2},
+		{"yhat", f->yhat}, {"grad_w1", f->grad_w1},
+		{"grad_w2", f->grad_w2}, {"loss", &f->loss},
+		{"grad_h", &f->grad_h}, {"h", &f->h}, {"lambda", &f->lambda},
+	};
+
+	if (!strcmp(key, "activation"))
+		sscanf(rest, "%15s", f->activation);
+	else if (!strcmp(key, "kernel"))
+		sscanf(rest, "%15s", f->kernel);
+	else if (!strcmp(key, "precision"))
+		sscanf(rest, "%7s", f->precision);
+	else if (!strcmp(key, "reg"))
+		sscanf(rest, "%7s", f->reg);
+	read_values(rest, v, 256, &cnt);
+	if (!strcmp(key, "n"))
+		f->n = (int)v[0];
+	else if (!strcmp(key, "d"))
+		f->d = (int)v[0];
+	else if (!strcmp(key, "l"))
+		f->l = (int)v[0];
+	else if (!strcmp(key, "e"))
+		f->e = (int)v[0];
+	else if (!strcmp(key, "calc")) {
+		f->c = cnt;
+		for (int i = 0; i < cnt; i++)
+			f->calc[i] = (int)v[i];
+	}
+	for (size_t a = 0; a < sizeof(arrays) / sizeof(arrays[0]); a++)
+		if (!strcmp(key, arrays[a].key))
+			memcpy(arrays[a].dst, v, sizeof(double) * cnt);
+}
+
+static void fixture_load(const char *name, struct fixture *f)
+{
+	char path[512], line[8192];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", KAF_FIXTURE_DIR, name);
+	fp = fopen(path, "r");
+	if (!fp)
+		fail_msg("cannot open fixture %s", path);
+	memset(f, 0, sizeof(*f));
+	while (fgets(line, sizeof(line), fp)) {
+		char key[32];
+		int used;
+
+		if (line[0] == '#' || sscanf(line, "%31s%n", key, &used) != 1)
+			continue;
+		fixture_line(f, key, line + used);
+	}
+	fclose(fp);
+	assert_true(f->n > 0 && f->n * f->d <= 256);
+}
+
+static int name_index(const char *const *names, int count, const char *s)
+{
+	struct kaf_error err;
+	int i = kaf_name_parse(names, count, s, "fixture", &err);
+
+	if (i < 0)
+		fail_msg("%s", err.msg);
+	return i;
+}
+
+static void check_fixture(const char *name)
+{
+	struct fixture f;
+	double yhat[64], g1[64], g2[64];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+	double rtol, atol;
+
+	fixture_load(name, &f);
+	struct kaf_probe p = {
+		.n = f.n, .d = f.d, .l = f.l, .e = f.e, .c = f.c, .x = f.x,
+		.y = f.y, .calc = f.calc, .w1 = f.w1, .w2 = f.w2, .h = f.h,
+		.activation = name_index(kaf_activation_names, KAF_ACT_COUNT,
+					 f.activation),
+		.kernel = name_index(kaf_kernel_names, KAF_KERNEL_COUNT,
+				     f.kernel),
+		.reg = name_index(kaf_reg_names, KAF_REG_COUNT, f.reg),
+		.lambda = f.lambda,
+		.precision = name_index(kaf_precision_names, KAF_PREC_COUNT,
+					f.precision),
+	};
+	/* float32: a few ulp of the largest term, as sums differ in order */
+	rtol = p.precision == KAF_PREC_F32 ? 1e-4 : 1e-10;
+	atol = p.precision == KAF_PREC_F32 ? 1e-6 : 1e-13;
+	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+	check_close(out.loss, f.loss, rtol, atol, name, -1);
+	for (int i = 0; i < f.n * f.e; i++)
+		check_close(yhat[i], f.yhat[i], rtol, atol, "yhat", i);
+	for (int i = 0; i < f.l * f.d; i++)
+		check_close(g1[i], f.grad_w1[i], rtol, atol, "grad_w1", i);
+	for (int i = 0; i < f.e * f.l; i++)
+		check_close(g2[i], f.grad_w2[i], rtol, atol, "grad_w2", i);
+	check_close(out.grad_h, f.grad_h, rtol, atol, "grad_h", 0);
+}
+
+static void test_fixture_activations_match_torch(void **st)
+{
+	static const char *const files[] = {
+		"torch_net_linear.txt", "torch_net_relu.txt",
+		"torch_net_sigmoid.txt", "torch_net_tanh.txt",
+		"torch_net_swish.txt", "torch_net_mish.txt",
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		check_fixture(files[i]);
+}
+
+static void test_fixture_kaf_matches_torch(void **st)
+{
+	static const char *const files[] = {
+		"torch_net_kaf_naive.txt", "torch_net_kaf_stable.txt",
+		"torch_net_kaf_stable_l1.txt", "torch_net_kaf_stable_l2.txt",
+		"torch_net_kaf_stable_regression.txt",
+		"torch_net_kaf_naive_f32.txt", "torch_net_kaf_stable_f32.txt",
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		check_fixture(files[i]);
+}
+
+/* ---- optimizers ---- */
+
+/* Stateful optimizers need their whole history in one call. */
+static void test_optim_three_steps_match_torch(void **st)
+{
+	char path[512], line[1024], key[32];
+	double w0[4], g[12], want[3][4], lr = 0;
+	int opt = -1, used, cnt, blocks = 0;
+	FILE *fp;
+	struct kaf_error err;
+
+	(void)st;
+	snprintf(path, sizeof(path), "%s/torch_optim.txt", KAF_FIXTURE_DIR);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		double v[8], w[4];
+		char name[32];
+
+		if (line[0] == '#' || sscanf(line, "%31s%n", key, &used) != 1)
+			continue;
+		if (!strcmp(key, "opt") && sscanf(line + used, "%31s", name))
+			opt = name_index(kaf_opt_names, KAF_OPT_COUNT, name);
+		read_values(line + used, v, 8, &cnt);
+		if (!strcmp(key, "lr"))
+			lr = v[0];
+		else if (!strcmp(key, "w0"))
+			memcpy(w0, v, sizeof(w0));
+		else if (key[0] == 'g' && key[1] >= '1' && key[1] <= '3')
+			memcpy(g + 4 * (key[1] - '1'), v, sizeof(w0));
+		else if (key[0] == 'w' && key[1] >= '1' && key[1] <= '3')
+			memcpy(want[key[1] - '1'], v, sizeof(w0));
+		if (strcmp(key, "end"))
+			continue;
+		for (int s = 1; s <= 3; s++) {
+			memcpy(w, w0, sizeof(w));
+			assert_int_equal(kaf_probe_optim(opt, lr, 4, w, g, s,
+							 &err), 0);
+			for (int i = 0; i < 4; i++)
+				check_close(w[i], want[s - 1][i], 1e-12,
+					    1e-15, kaf_opt_names[opt], i);
+		}
+		blocks++;
+	}
+	fclose(fp);
+	assert_int_equal(blocks, KAF_OPT_COUNT);
+}
+
+static void test_optim_first_step_by_hand(void **st)
+{
+	struct kaf_error err;
+	double w[1], g[1] = {0.5};
+
+	(void)st;
+	/* sgd: 1 - 0.1 * 0.5 */
+	w[0] = 1.0;
+	kaf_probe_optim(KAF_OPT_SGD, 0.1, 1, w, g, 1, &err);
+	assert_float_equal(w[0], 0.95, 1e-15);
+	/* adam's first step moves by lr whatever g is (sign of g). */
+	w[0] = 1.0;
+	kaf_probe_optim(KAF_OPT_ADAM, 0.01, 1, w, g, 1, &err);
+	assert_float_equal(w[0], 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), 1e-15);
+	/* rmsprop: v = 0.01 g^2, step lr g / (0.1 |g| + eps) = 10 lr */
+	w[0] = 1.0;
+	kaf_probe_optim(KAF_OPT_RMSPROP, 0.01, 1, w, g, 1, &err);
+	assert_float_equal(w[0], 1.0 - 0.01 * 0.5 / (0.05 + 1e-8), 1e-14);
+	/* adagrad: sum = g^2, step lr g / (|g| + eps) = lr */
+	w[0] = 1.0;
+	kaf_probe_optim(KAF_OPT_ADAGRAD, 0.1, 1, w, g, 1, &err);
+	assert_float_equal(w[0], 1.0 - 0.1 * 0.5 / (0.5 + 1e-10), 1e-15);
+	/* momentum: buffer starts at g, so step 2 moves by lr (0.9g + g) */
+	double g2[2] = {0.5, 0.5};
+	w[0] = 1.0;
+	kaf_probe_optim(KAF_OPT_MOMENTUM, 0.1, 1, w, g2, 2, &err);
+	assert_float_equal(w[0], 1.0 - 0.05 - 0.1 * 0.95, 1e-15);
+}
+
+/* ---- initializers ---- */
+
+static void moments(const double *w, int count, double *mean, double *var,
+		    double *maxabs)
+{
+	double s = 0, ss = 0;
+
+	*maxabs = 0;
+	for (int i = 0; i < count; i++) {
+		s += w[i];
+		if (fabs(w[i]) > *maxabs)
+			*maxabs = fabs(w[i]);
+	}
+	*mean = s / count;
+	for (int i = 0; i < count; i++)
+		ss += (w[i] - *mean) * (w[i] - *mean);
+	*var = ss / count;
+}
+
+static void test_init_ranges_and_moments(void **st)
+{
+	enum { ROWS = 400, COLS = 250 };
+	static double w[ROWS * COLS];
+	double mean, var, maxabs;
+	double b;
+
+	(void)st;
+	/* Uniform(-b, b): variance b^2 / 3, no value outside. */
+	kaf_init_fill(w, ROWS, COLS, KAF_INIT_XAVIER_UNIFORM, 1, 3);
+	b = sqrt(6.0 / (ROWS + COLS));
+	moments(w, ROWS * COLS, &mean, &var, &maxabs);
+	assert_true(maxabs <= b);
+	assert_true(maxabs > 0.999 * b);
+	assert_float_equal(mean, 0, 4 * b / sqrt(3.0 * ROWS * COLS));
+	assert_float_equal(var, b * b / 3, 0.01 * b * b / 3);
+
+	kaf_init_fill(w, ROWS, COLS, KAF_INIT_KAIMING_UNIFORM, 1, 3);
+	b = sqrt(6.0 / COLS);
+	moments(w, ROWS * COLS, &mean, &var, &maxabs);
+	assert_true(maxabs <= b && maxabs > 0.999 * b);
+	assert_float_equal(var, b * b / 3, 0.01 * b * b / 3);
+
+	/* Normal(0, 2 / fan_in): variance within 1 %, tails present. */
+	kaf_init_fill(w, ROWS, COLS, KAF_INIT_KAIMING_NORMAL, 1, 3);
+	moments(w, ROWS * COLS, &mean, &var, &maxabs);
+	assert_float_equal(var, 2.0 / COLS, 0.01 * 2.0 / COLS);
+	assert_float_equal(mean, 0, 4 * sqrt(2.0 / COLS / (ROWS * COLS)));
+	assert_true(maxabs > 3.5 * sqrt(2.0 / COLS));
+}
+
+/* ---- training runs ---- */
+
+static struct kaf_dataset *boston(void)
+{
+	struct kaf_dataset *ds = NULL;
+	struct kaf_error err;
+
+	assert_int_equal(kaf_dataset_builtin("boston", &ds, &err), 0);
+	return ds;
+}
+
+static void test_train_same_seed_same_result(void **st)
+{
+	struct kaf_dataset *ds = boston();
+	struct kaf_config cfg = kaf_config_default();
+	struct kaf_result a, b, c;
+	struct kaf_error err;
+
+	(void)st;
+	cfg.kernel = KAF_KERNEL_STABLE;
+	cfg.seed = 42;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &a, &err), 0);
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &b, &err), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	cfg.seed = 43;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &c, &err), 0);
+	assert_true(a.train_loss != c.train_loss);
+	assert_true(a.val_loss != c.val_loss);
+	kaf_dataset_destroy(ds);
+}
+
+static void test_train_detects_each_cause(void **st)
+{
+	struct kaf_dataset *ds = boston();
+	struct kaf_config cfg = kaf_config_default();
+	struct kaf_result r;
+	struct kaf_error err;
+
+	(void)st;
+	/* A tiny bandwidth underflows every naive float32 weight at once. */
+	cfg.bandwidth = 1e-3;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), 0);
+	assert_true(r.diverged);
+	assert_int_equal(r.cause, KAF_CAUSE_KERNEL_UNDERFLOW);
+	assert_int_equal(r.step, 0);
+	assert_true(r.zero_denominators > 0);
+
+	/* The same run with the stable kernel survives. */
+	cfg.kernel = KAF_KERNEL_STABLE;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), 0);
+	assert_false(r.diverged);
+	assert_int_equal(r.step, -1);
+	assert_int_equal(r.steps, cfg.epochs);
+
+	/* Any gradient at all is over a limit of 1e-12. */
+	cfg.bandwidth = 1.5;
+	cfg.grad_limit = 1e-12;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), 0);
+	assert_int_equal(r.cause, KAF_CAUSE_GRAD_LIMIT);
+	assert_int_equal(r.step, 0);
+
+	/* A huge learning rate on a fixed activation overflows. */
+	cfg.grad_limit = 0;
+	cfg.activation = KAF_ACT_LINEAR;
+	cfg.lr = 1e30;
+	cfg.epochs = 50;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), 0);
+	assert_true(r.diverged);
+	assert_true(r.cause == KAF_CAUSE_NONFINITE_LOSS ||
+		    r.cause == KAF_CAUSE_NONFINITE_GRAD);
+	assert_true(r.step > 0);
+	kaf_dataset_destroy(ds);
+}
+
+static void test_train_learns_iris(void **st)
+{
+	struct kaf_dataset *ds = NULL;
+	struct kaf_config cfg = kaf_config_default();
+	struct kaf_result r;
+	struct kaf_error err;
+
+	(void)st;
+	assert_int_equal(kaf_dataset_builtin("iris", &ds, &err), 0);
+	cfg.init = KAF_INIT_KAIMING_UNIFORM;
+	cfg.lr = 0.1;
+	cfg.epochs = 1000;
+	cfg.calc_num = 30;
+	cfg.kernel = KAF_KERNEL_STABLE;
+	cfg.seed = 1;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), 0);
+	assert_false(r.diverged);
+	/* Chance is 1/3; a working K-AF separates iris well. */
+	assert_true(r.accuracy > 0.8);
+	assert_int_equal(r.n_train + r.n_val, 150);
+	assert_int_equal(r.n_val, 38);
+	kaf_dataset_destroy(ds);
+}
+
+static void test_config_rejects_bad_values(void **st)
+{
+	struct kaf_dataset *ds = boston();
+	struct kaf_config cfg = kaf_config_default();
+	struct kaf_result r;
+	struct kaf_error err;
+
+	(void)st;
+	cfg.calc_num = 1;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), KAF_EINVAL);
+	assert_non_null(strstr(err.msg, "calc_num"));
+	cfg.calc_num = 10000;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), KAF_EINVAL);
+	cfg = kaf_config_default();
+	cfg.lr = -1;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), KAF_EINVAL);
+	assert_non_null(strstr(err.msg, "lr"));
+	cfg = kaf_config_default();
+	cfg.epochs = 0;
+	assert_int_equal(kaf_train(ds, &cfg, NULL, &r, &err), KAF_EINVAL);
+	assert_int_equal(kaf_name_parse(kaf_opt_names, KAF_OPT_COUNT, "adamw",
+					"--opt", &err), KAF_EINVAL);
+	assert_non_null(strstr(err.msg, "adamw"));
+	assert_non_null(strstr(err.msg, "rmsprop"));
+	kaf_dataset_destroy(ds);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_grad_fixed_activations_match_finite_differences),
+		cmocka_unit_test(
+			test_grad_kaf_naive_matches_finite_differences),
+		cmocka_unit_test(
+			test_grad_kaf_stable_matches_finite_differences),
+		cmocka_unit_test(
+			test_grad_regularizers_match_finite_differences),
+		cmocka_unit_test(test_kaf_naive_equals_stable_where_finite),
+		cmocka_unit_test(test_kaf_stable_finite_where_naive_underflows),
+		cmocka_unit_test(test_kaf_naive_keeps_subnormal_weights),
+		cmocka_unit_test(test_kaf_leave_one_out_excludes_only_the_row),
+		cmocka_unit_test(test_fixture_activations_match_torch),
+		cmocka_unit_test(test_fixture_kaf_matches_torch),
+		cmocka_unit_test(test_optim_three_steps_match_torch),
+		cmocka_unit_test(test_optim_first_step_by_hand),
+		cmocka_unit_test(test_init_ranges_and_moments),
+		cmocka_unit_test(test_train_same_seed_same_result),
+		cmocka_unit_test(test_train_detects_each_cause),
+		cmocka_unit_test(test_train_learns_iris),
+		cmocka_unit_test(test_config_rejects_bad_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
