@@ -12,11 +12,13 @@
  *   e  outputs                c   calc rows of K-AF
  *   m  rows of one forward pass (n, nv or c)
  *
- * W1 is kept transposed, W1^T (d, l), and W2 as it is, (e, l), so that
- * every product is either an axpy over a contiguous row or a sum through
- * SFX(sum): the compiler vectorizes both, and each sum runs in a fixed
- * order of eight lanes, so results do not depend on the SIMD width of the
- * machine or on the thread that runs them.
+ * Activations are stored feature-major: features x^T (d, m), hidden units
+ * (l, m), pre-activations z (e, m), one contiguous row of m values per
+ * unit. Every product is then an axpy over rows or a dot product over
+ * rows, long and contiguous: the compiler vectorizes both, axpys keep a
+ * sequential order per element and dot products use SFX(dot)'s fixed
+ * eight lanes, so results do not depend on the SIMD width of the machine
+ * or on the thread that runs them. Weights keep PyTorch's layout.
  */
 
 /* Sum of v[0..count) in eight fixed lanes, then a fixed tree. */
@@ -58,7 +60,7 @@ static inline T SFX(dot)(const T *a, const T *b, int count)
  */
 #ifndef KAF_HOT
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KAF_HOT
+#define KAF_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define KAF_HOT
 #endif
@@ -74,24 +76,24 @@ struct NET {
 	enum kaf_reg reg;
 	T lambda;
 
-	T *x;                   /* (n, d) training features */
-	T *y;                   /* (n, e) training targets */
-	T *xv;                  /* (nv, d) validation features */
-	T *yv;                  /* (nv, e) validation targets */
-	T *xc;                  /* (c, d) calc-row features */
+	T *x;                   /* (d, n) training features */
+	T *y;                   /* (e, n) training targets */
+	T *xv;                  /* (d, nv) validation features */
+	T *yv;                  /* (e, nv) validation targets */
+	T *xc;                  /* (d, c) calc-row features */
 	int *calc;              /* (c) training row of each calc row */
 	int *pos;               /* (n) position in calc, -1 if absent */
 
-	T *theta;               /* (P) W1^T (d, l) | W2 (e, l) | h */
-	T *w1t, *w2, *h;        /* views into theta */
+	T *theta;               /* (P) W1 (l, d) | W2 (e, l) | h */
+	T *w1, *w2, *h;         /* views into theta */
 	T *grad;                /* (P) same layout as theta */
 	T *state1, *state2;     /* (P) optimizer moments */
 
-	T *hid;                 /* (m, l) post-ReLU hidden units */
-	T *z;                   /* (m, e) pre-activations */
-	T *yhat;                /* (m, e) outputs */
-	T *gz;                  /* (n, e) loss gradient at z */
-	T *ghid;                /* (l) gradient at one row's hidden units */
+	T *hid;                 /* (l, m) post-ReLU hidden units */
+	T *z;                   /* (e, m) pre-activations */
+	T *yhat;                /* (e, m) outputs */
+	T *gz;                  /* (e, n) loss gradient at z */
+	T *ghid;                /* (l, n) loss gradient at hidden units */
 	T *ycal;                /* (e, c) calc targets by calc position */
 	T *zc;                  /* (e, c) calc pre-activations, sorted */
 	T *yc;                  /* (e, c) their targets, same order */
@@ -115,6 +117,8 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	int n = net->n, nv = net->nv, d = net->d, l = net->l;
 	int e = net->e, c = net->c;
 	int m = n > nv ? n : nv;
+
+	m = m > c ? m : c;
 	int np = d * l + l * e + 1;
 	size_t off = 0;
 
@@ -140,7 +144,7 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(z, T, m * e);
 	CARVE(yhat, T, m * e);
 	CARVE(gz, T, n * e);
-	CARVE(ghid, T, l);
+	CARVE(ghid, T, l * n);
 	CARVE(ycal, T, e * c);
 	CARVE(zc, T, e * c);
 	CARVE(yc, T, e * c);
@@ -159,6 +163,7 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	return off;
 }
 
+/* dst (width, count) = the source rows, transposed, standardized. */
 static void SFX(load_rows)(T *dst, const double *src, int width,
 			   const int *rows, int count, const double *mu,
 			   const double *sd)
@@ -171,7 +176,7 @@ static void SFX(load_rows)(T *dst, const double *src, int width,
 
 			if (mu)
 				v = (v - mu[k]) / sd[k];
-			dst[(size_t)i * width + k] = (T)v;
+			dst[(size_t)k * count + i] = (T)v;
 		}
 	}
 }
@@ -200,7 +205,7 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 	net->reg = reg;
 	net->lambda = (T)lambda;
 	net->classification = p->classification;
-	net->w1t = net->theta;
+	net->w1 = net->theta;
 	net->w2 = net->theta + p->d * p->l;
 	net->h = net->w2 + p->l * p->e;
 	net->np = p->d * p->l + p->l * p->e + (act == KAF_ACT_KAF);
@@ -216,14 +221,15 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 
 		net->calc[j] = row;
 		net->pos[row] = j;
-		memcpy(net->xc + (size_t)j * p->d,
-		       net->x + (size_t)row * p->d, sizeof(T) * p->d);
-		for (int k = 0; k < p->e; k++)
-			net->ycal[k * net->c + j] = net->y[row * p->e + k];
-	}
-	for (int o = 0; o < p->l; o++)
 		for (int k = 0; k < p->d; k++)
-			net->w1t[k * p->l + o] = (T)p->w1[o * p->d + k];
+			net->xc[(size_t)k * net->c + j] =
+				net->x[(size_t)k * p->n + row];
+		for (int k = 0; k < p->e; k++)
+			net->ycal[k * net->c + j] =
+				net->y[(size_t)k * p->n + row];
+	}
+	for (int i = 0; i < p->l * p->d; i++)
+		net->w1[i] = (T)p->w1[i];
 	for (int i = 0; i < p->e * p->l; i++)
 		net->w2[i] = (T)p->w2[i];
 	*net->h = (T)p->h;
@@ -232,73 +238,67 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 
 /* ---- dense layers ---- */
 
-/* hid = relu(x W1^T), z = hid W2^T for m rows of x (m, d). */
+/* dst[0..m) += a * src[0..m) */
+static inline void SFX(axpy)(T *restrict dst, T a, const T *restrict src,
+			     int m)
+{
+#pragma omp simd
+	for (int i = 0; i < m; i++)
+		dst[i] += a * src[i];
+}
+
+/* hid = relu(W1 x), z = W2 hid for the m rows of xt (d, m). */
 KAF_HOT
-static void SFX(dense_forward)(struct NET *net, const T *x, int m)
+static void SFX(dense_forward)(struct NET *net, const T *xt, int m)
 {
 	int d = net->d, l = net->l, e = net->e;
 
-	for (int i = 0; i < m; i++) {
-		const T *xi = x + (size_t)i * d;
-		T *hi = net->hid + (size_t)i * l;
-		T *zi = net->z + (size_t)i * e;
+	for (int o = 0; o < l; o++) {
+		T *ho = net->hid + (size_t)o * m;
 
-		for (int o = 0; o < l; o++)
-			hi[o] = 0;
-		for (int k = 0; k < d; k++) {
-			T xik = xi[k];
-			const T *wk = net->w1t + (size_t)k * l;
+		memset(ho, 0, sizeof(T) * (size_t)m);
+		for (int k = 0; k < d; k++)
+			SFX(axpy)(ho, net->w1[o * d + k], xt + (size_t)k * m,
+				  m);
+#pragma omp simd
+		for (int i = 0; i < m; i++)
+			ho[i] = ho[i] > 0 ? ho[i] : 0;
+	}
+	for (int k = 0; k < e; k++) {
+		T *zk = net->z + (size_t)k * m;
 
-#pragma omp simd
-			for (int o = 0; o < l; o++)
-				hi[o] += xik * wk[o];
-		}
-#pragma omp simd
+		memset(zk, 0, sizeof(T) * (size_t)m);
 		for (int o = 0; o < l; o++)
-			hi[o] = hi[o] > 0 ? hi[o] : 0;
-		for (int k = 0; k < e; k++)
-			zi[k] = SFX(dot)(hi, net->w2 + (size_t)k * l, l);
+			SFX(axpy)(zk, net->w2[k * l + o],
+				  net->hid + (size_t)o * m, m);
 	}
 }
 
-/* Gradients of W2 and W1^T from gz (n, e), training rows only. */
+/* Gradients of W2 and W1 from gz (e, n), training rows only. */
 KAF_HOT
 static void SFX(dense_backward)(struct NET *net)
 {
-	int d = net->d, l = net->l, e = net->e;
-	T *gw1t = net->grad, *gw2 = net->grad + d * l;
-	T *gh = net->ghid;
+	int n = net->n, d = net->d, l = net->l, e = net->e;
+	T *gw1 = net->grad, *gw2 = net->grad + d * l;
 
-	memset(net->grad, 0, sizeof(T) * (size_t)(d * l + l * e));
-	for (int i = 0; i < net->n; i++) {
-		const T *hi = net->hid + (size_t)i * l;
-		const T *gzi = net->gz + (size_t)i * e;
-		const T *xi = net->x + (size_t)i * d;
-
+	for (int k = 0; k < e; k++)
 		for (int o = 0; o < l; o++)
-			gh[o] = 0;
-		for (int k = 0; k < e; k++) {
-			T g = gzi[k];
-			const T *wk = net->w2 + (size_t)k * l;
-			T *gk = gw2 + (size_t)k * l;
+			gw2[k * l + o] = SFX(dot)(net->gz + (size_t)k * n,
+						  net->hid + (size_t)o * n, n);
+	for (int o = 0; o < l; o++) {
+		T *go = net->ghid + (size_t)o * n;
+		const T *ho = net->hid + (size_t)o * n;
 
+		memset(go, 0, sizeof(T) * (size_t)n);
+		for (int k = 0; k < e; k++)
+			SFX(axpy)(go, net->w2[k * l + o],
+				  net->gz + (size_t)k * n, n);
 #pragma omp simd
-			for (int o = 0; o < l; o++) {
-				gk[o] += g * hi[o];
-				gh[o] += g * wk[o];
-			}
-		}
-#pragma omp simd
-		for (int o = 0; o < l; o++)
-			gh[o] = hi[o] > 0 ? gh[o] : 0;
-		for (int k = 0; k < d; k++) {
-			T xik = xi[k];
-			T *gk = gw1t + (size_t)k * l;
-
-#pragma omp simd
-			for (int o = 0; o < l; o++)
-				gk[o] += xik * gh[o];
-		}
+		for (int i = 0; i < n; i++)
+			go[i] = ho[i] > 0 ? go[i] : 0;
+		for (int k = 0; k < d; k++)
+			gw1[o * d + k] = SFX(dot)(go, net->x + (size_t)k * n,
+						  n);
 	}
 }
 
@@ -389,7 +389,8 @@ static void SFX(act_backward)(enum kaf_activation act, const T *z,
  * skipping it changes no value. A column with a non-finite value is left
  * unsorted and every row then visits all of it.
  */
-static void SFX(gather_calc)(struct NET *net, const T *z, const int *rows)
+static void SFX(gather_calc)(struct NET *net, const T *z, int m,
+			     const int *rows)
 {
 	int c = net->c, e = net->e;
 
@@ -399,7 +400,7 @@ static void SFX(gather_calc)(struct NET *net, const T *z, const int *rows)
 		bool finite = true;
 
 		for (int j = 0; j < c; j++) {
-			T v = z[(size_t)(rows ? rows[j] : j) * e + k];
+			T v = z[(size_t)k * m + (rows ? rows[j] : j)];
 			int s = j;
 
 			finite = finite && isfinite(v);
@@ -415,7 +416,7 @@ static void SFX(gather_calc)(struct NET *net, const T *z, const int *rows)
 		}
 		if (!finite)
 			for (int j = 0; j < c; j++) {
-				zs[j] = z[(size_t)(rows ? rows[j] : j) * e + k];
+				zs[j] = z[(size_t)k * m + (rows ? rows[j] : j)];
 				ord[j] = j;
 			}
 		net->sorted[k] = finite;
@@ -450,7 +451,7 @@ static int SFX(bound)(const T *zs, int c, T v, bool strict)
  * threshold applies to u^2 - u_near^2. The radii carry a margin for the
  * rounding of u; rows inside the window may still get weight 0.
  */
-static void SFX(window)(const struct NET *net, int k, T zi, int skip,
+static inline __attribute__((always_inline)) void SFX(window)(const struct NET *net, int k, T zi, int skip,
 			int *lo, int *hi)
 {
 	const T *zs = net->zc + (size_t)k * net->c;
@@ -487,7 +488,7 @@ static void SFX(window)(const struct NET *net, int k, T zi, int skip,
  * u_j = (zc_j - zi) / h. Stable shifts by the largest t over the included
  * rows. The excluded slot gets t = -inf, so its exp is exactly 0.
  */
-static void SFX(kernel_row)(const struct NET *net, const T *zck, T zi,
+static inline __attribute__((always_inline)) void SFX(kernel_row)(const struct NET *net, const T *zck, T zi,
 			    int skip, int lo, int hi, T *ex)
 {
 	T h = *net->h, *t = net->t;
@@ -532,7 +533,7 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 	net->zero_den = 0;
 	for (int i = 0; i < m; i++) {
 		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k;
+			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
 			T *ex = net->kexp + ik * c;
 			const T *yck = net->yc + (size_t)k * c;
 			int skip = pos && pos[i] >= 0 ?
@@ -540,8 +541,8 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 			int *lo = net->win + 2 * ik, *hi = lo + 1;
 			T den;
 
-			SFX(window)(net, k, z[ik], skip, lo, hi);
-			SFX(kernel_row)(net, net->zc + (size_t)k * c, z[ik],
+			SFX(window)(net, k, z[ki], skip, lo, hi);
+			SFX(kernel_row)(net, net->zc + (size_t)k * c, z[ki],
 					skip, *lo, *hi, ex);
 #pragma omp simd
 			for (int j = *lo; j < *hi; j++) {
@@ -551,7 +552,7 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 			den = SFX(sum)(w + *lo, *hi - *lo);
 			net->kden[ik] = den;
 			net->zero_den += den == 0;
-			yhat[ik] = SFX(sum)(wy + *lo, *hi - *lo) / den;
+			yhat[ki] = SFX(sum)(wy + *lo, *hi - *lo) / den;
 		}
 	}
 }
@@ -570,7 +571,7 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
  * so by returning false. Stable takes the same derivative through the
  * normalized weights.
  */
-static bool SFX(kaf_row_grad)(struct NET *net, const T *ex, const T *zck,
+static inline __attribute__((always_inline)) bool SFX(kaf_row_grad)(struct NET *net, const T *ex, const T *zck,
 			      const T *yck, T zi, T yh, T den, T g, int lo,
 			      int hi)
 {
@@ -617,6 +618,7 @@ static void SFX(kaf_backward)(struct NET *net)
 	for (int i = 0; i < net->n; i++) {
 		for (int k = 0; k < e; k++) {
 			size_t ik = (size_t)i * e + k;
+			size_t ki = (size_t)k * net->n + i;
 			T *gzck = net->gzc + (size_t)k * c;
 			const T *gd = net->v1;
 			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
@@ -624,24 +626,25 @@ static void SFX(kaf_backward)(struct NET *net)
 			if (!SFX(kaf_row_grad)(net, net->kexp + ik * c,
 					       net->zc + (size_t)k * c,
 					       net->yc + (size_t)k * c,
-					       net->z[ik], net->yhat[ik],
-					       net->kden[ik], net->gz[ik], lo,
+					       net->z[ki], net->yhat[ki],
+					       net->kden[ik], net->gz[ki], lo,
 					       hi)) {
 				gh = NAN;
-				net->gz[ik] = NAN;
+				net->gz[ki] = NAN;
 				continue;
 			}
 #pragma omp simd
 			for (int j = lo; j < hi; j++)
 				gzck[j] += gd[j];
 			gh += SFX(sum)(net->v2 + lo, hi - lo);
-			net->gz[ik] = -SFX(sum)(gd + lo, hi - lo);
+			net->gz[ki] = -SFX(sum)(gd + lo, hi - lo);
 		}
 	}
 	for (int k = 0; k < e; k++)
 		for (int s = 0; s < c; s++)
-			net->gz[(size_t)net->calc[net->ord[k * c + s]] * e +
-				k] += net->gzc[k * c + s];
+			net->gz[(size_t)k * net->n +
+				net->calc[net->ord[k * c + s]]] +=
+				net->gzc[k * c + s];
 	net->grad[net->np - 1] = gh;
 }
 
@@ -740,7 +743,7 @@ static T SFX(train_forward)(struct NET *net, T *mse)
 
 	SFX(dense_forward)(net, net->x, n);
 	if (net->act == KAF_ACT_KAF) {
-		SFX(gather_calc)(net, net->z, net->calc);
+		SFX(gather_calc)(net, net->z, n, net->calc);
 		SFX(kaf_forward)(net, net->z, net->yhat, n, net->pos);
 	} else {
 		SFX(act_forward)(net->act, net->z, net->yhat, n * e);
@@ -771,20 +774,21 @@ struct SFX(eval) {
 	double mse, mae, accuracy;
 };
 
-static int SFX(argmax)(const T *v, int e)
+/* Over the e values v[0], v[stride], ...: the first largest. */
+static int SFX(argmax)(const T *v, int e, int stride)
 {
 	int best = 0;
 
 	for (int k = 1; k < e; k++)
-		if (v[k] > v[best])
+		if (v[(size_t)k * stride] > v[(size_t)best * stride])
 			best = k;
 	return best;
 }
 
-static bool SFX(row_finite)(const T *v, int e)
+static bool SFX(row_finite)(const T *v, int e, int stride)
 {
 	for (int k = 0; k < e; k++)
-		if (!isfinite(v[k]))
+		if (!isfinite(v[(size_t)k * stride]))
 			return false;
 	return true;
 }
@@ -800,7 +804,7 @@ static struct SFX(eval) SFX(evaluate)(struct NET *net)
 		return ev;
 	if (net->act == KAF_ACT_KAF) {
 		SFX(dense_forward)(net, net->xc, net->c);
-		SFX(gather_calc)(net, net->z, NULL);
+		SFX(gather_calc)(net, net->z, net->c, NULL);
 	}
 	SFX(dense_forward)(net, net->xv, nv);
 	if (net->act == KAF_ACT_KAF)
@@ -808,18 +812,19 @@ static struct SFX(eval) SFX(evaluate)(struct NET *net)
 	else
 		SFX(act_forward)(net->act, net->z, net->yhat, nv * e);
 	for (int i = 0; i < nv; i++) {
-		const T *yh = net->yhat + (size_t)i * e;
-		const T *yt = net->yv + (size_t)i * e;
+		const T *yh = net->yhat + i, *yt = net->yv + i;
 
 		for (int k = 0; k < e; k++) {
-			double r = (double)yh[k] - (double)yt[k];
+			double r = (double)yh[(size_t)k * nv] -
+				   (double)yt[(size_t)k * nv];
 
 			se += r * r;
 			ae += fabs(r);
 		}
 		/* A row with a NaN output counts as wrong. */
-		if (net->classification && SFX(row_finite)(yh, e))
-			correct += SFX(argmax)(yh, e) == SFX(argmax)(yt, e);
+		if (net->classification && SFX(row_finite)(yh, e, nv))
+			correct += SFX(argmax)(yh, e, nv) ==
+				   SFX(argmax)(yt, e, nv);
 	}
 	ev.mse = se / ((double)nv * e);
 	ev.mae = ae / ((double)nv * e);
@@ -937,12 +942,12 @@ int SFX(kaf_engine_probe)(const struct kaf_plan *plan,
 		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
 	out->loss = SFX(train_forward)(net, &mse);
 	out->zero_denominators = net->zero_den;
-	for (int i = 0; i < p->n * e; i++)
-		out->yhat[i] = net->yhat[i];
+	for (int i = 0; i < p->n; i++)
+		for (int k = 0; k < e; k++)
+			out->yhat[i * e + k] = net->yhat[(size_t)k * p->n + i];
 	SFX(train_backward)(net);
-	for (int o = 0; o < l; o++)
-		for (int k = 0; k < d; k++)
-			out->grad_w1[o * d + k] = net->grad[k * l + o];
+	for (int i = 0; i < l * d; i++)
+		out->grad_w1[i] = net->grad[i];
 	for (int i = 0; i < e * l; i++)
 		out->grad_w2[i] = net->grad[d * l + i];
 	out->grad_h = p->activation == KAF_ACT_KAF ? net->grad[net->np - 1]

@@ -15,6 +15,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"train", kaf_cmd_train, "train one network and print its epochs"},
+	{"sweep", kaf_cmd_sweep, "train a grid of runs on all cores into "
+	 "SQLite"},
 };
 
 static void usage(FILE *out)
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	kaf_log_error("unknown command \"%s\" (valid: train; see kaf --help)",
-		      argv[1]);
+	kaf_log_error("unknown command \"%s\" (valid: train, sweep, report; "
+		      "see kaf --help)", argv[1]);
 	return KAF_EXIT_USAGE;
 }

@@ -1,0 +1,177 @@
+/*
+ * analysis.h - one sweep's results, read from a kaf database and tested.
+ *
+ * kaf_analysis_load opens a database read-only, checks that it is a kaf
+ * database of schema version 1, and gathers what the report shows: the
+ * cells with their divergence counts and Wilson intervals; the ranking,
+ * each cell tested against the top-ranked one; the pooled rate per value
+ * of every axis with a chi-square test of whether the axis matters; the
+ * divergences by cell, step and cause; the final validation losses of the
+ * runs that survived. Counting is done by aggregate SQL in one read
+ * transaction, so a sweep writing at the same time is seen as one
+ * consistent snapshot; only the survivors' losses come row by row.
+ *
+ * Memory: an analysis is one heap object owned by the caller, freed with
+ * kaf_analysis_destroy (NULL is a no-op). Analyses share nothing, so
+ * distinct ones may be used from distinct threads.
+ *
+ * Errors: 0 or a negative KAF_E* code with err naming the file, sweep or
+ * value at fault: KAF_EIO when the file cannot be opened, KAF_EDB when it
+ * is not a kaf database or a query fails, KAF_EINVAL for an unknown sweep
+ * or one without runs, KAF_ENOMEM.
+ */
+#ifndef KAF_ANALYSIS_H
+#define KAF_ANALYSIS_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "stats.h"
+
+/* Significance level of every test in the report. */
+#define KAF_ANALYSIS_ALPHA 0.05
+
+/* PRAGMA application_id ('KAF1') and user_version of a kaf database. */
+#define KAF_DB_APPLICATION_ID 1262569009
+#define KAF_DB_USER_VERSION 1
+
+/* ---- axes: the configuration columns of table cell ---- */
+
+/* In the order tables show them: the original study's init, opt, reg. */
+enum kaf_axis {
+	KAF_AXIS_DATASET,
+	KAF_AXIS_ACTIVATION,
+	KAF_AXIS_KERNEL,
+	KAF_AXIS_PRECISION,
+	KAF_AXIS_INIT,
+	KAF_AXIS_OPT,
+	KAF_AXIS_REG,
+	KAF_AXIS_LAMBDA,
+	KAF_AXIS_LR,
+	KAF_AXIS_EPOCHS,
+	KAF_AXIS_HIDDEN,
+	KAF_AXIS_CALC_NUM,
+	KAF_AXIS_STANDARDIZE,
+	KAF_AXIS_GRAD_LIMIT,
+	KAF_AXIS_BANDWIDTH,
+	KAF_AXIS_COUNT,
+};
+
+struct kaf_axis_info {
+	const char *column;     /* column of table cell */
+	const char *label;      /* words for headers and prose */
+};
+
+extern const struct kaf_axis_info kaf_axis_info[KAF_AXIS_COUNT];
+
+/* ---- results ---- */
+
+/* One value of an axis, pooled over every cell that has it. */
+struct kaf_level {
+	char *name;             /* as shown: "adam", "1e-05", "yes" */
+	double num;             /* the number; NaN on a text axis */
+	long runs, diverged;
+	struct kaf_interval ci; /* Wilson 95 % of diverged / runs */
+};
+
+/* An axis, its values in the sweep and whether it matters. */
+struct kaf_factor {
+	enum kaf_axis axis;
+	bool numeric;           /* levels sorted by num, else by first use */
+	int nlevels;
+	struct kaf_level *levels;       /* (nlevels) */
+	struct kaf_chi2 chi2;   /* levels x {diverged, survived} */
+	double p_holm;          /* chi2.p, Holm-adjusted over varying axes */
+};
+
+struct kaf_cell {
+	long long cell_id;
+	long cell_index;
+	int level[KAF_AXIS_COUNT];      /* index into factors[axis].levels */
+	long runs, diverged;
+	double rate;            /* diverged / runs; NaN without runs */
+	struct kaf_interval ci;
+	int rank;               /* 1 = highest rate, ties share; 0: no runs */
+	/*
+	 * The test against the top-ranked cell; p and p_holm are NaN for
+	 * that cell itself and for cells without runs. pairs, b and c are
+	 * set in paired sweeps: replicates present in both cells, pairs
+	 * where only the top cell diverged (b) and only this one (c).
+	 */
+	long pairs, b, c;
+	double p, p_holm;
+	bool same_as_top;       /* p_holm >= alpha, or the top cell */
+};
+
+/* Diverged runs of one cell at one step with one cause. */
+struct kaf_divergence {
+	int cell;               /* index into cells */
+	long step;              /* 0-based; -1 when not recorded */
+	int cause;              /* index into causes */
+	long count;
+};
+
+/* A run that did not diverge and its final validation loss. */
+struct kaf_survivor {
+	int cell;               /* index into cells */
+	double val_loss;        /* NaN when stored as NULL (not finite) */
+};
+
+struct kaf_analysis {
+	char *db_path;
+	long long sweep_id;
+	char *preset;           /* NULL when the sweep had none */
+	char *spec, *seeding, *kaf_version, *host, *started_at;
+	char *finished_at;      /* NULL until the sweep finished */
+	long long seed;
+	long runs_per_cell;
+	bool paired;
+
+	int ncells;
+	struct kaf_cell *cells;         /* (ncells) by cell_index */
+	int nranked;                    /* cells with runs */
+	int *ranking;                   /* (nranked) cell indices, rank order */
+	long runs, diverged;            /* over the whole sweep */
+	struct kaf_interval ci;
+
+	struct kaf_factor factors[KAF_AXIS_COUNT];      /* by axis */
+	int nvarying;
+	enum kaf_axis varying[KAF_AXIS_COUNT];  /* largest Cramer's V first */
+
+	int ncauses;
+	char **causes;                  /* (ncauses) known ones first */
+	int ndiv;
+	struct kaf_divergence *div;     /* (ndiv) */
+	long nsteps;                    /* longest run: largest epochs */
+
+	long nsurvivors;
+	struct kaf_survivor *survivors; /* (nsurvivors) */
+};
+
+/* ---- lifecycle ---- */
+
+/*
+ * Read sweep sweep_id (0: the latest, largest id) of the database at
+ * db_path into a new analysis *out. The file is opened with
+ * SQLITE_OPEN_READONLY and never written. Fails, naming the value, for a
+ * missing file, a file that is not SQLite, an SQLite file without kaf's
+ * application_id or with another user_version, a database without
+ * sweeps, an unknown sweep id, or a sweep without runs. Cells that have
+ * no runs yet (a sweep in progress) are kept but not ranked.
+ */
+int kaf_analysis_load(const char *db_path, long long sweep_id,
+		      struct kaf_analysis **out, struct kaf_error *err);
+
+void kaf_analysis_destroy(struct kaf_analysis *an);
+
+/* ---- queries on a loaded analysis ---- */
+
+/* The top-ranked cell (rank 1, lowest cell_index among ties). */
+const struct kaf_cell *kaf_analysis_top(const struct kaf_analysis *an);
+
+/* The name of cell's value on axis. */
+const char *kaf_analysis_value(const struct kaf_analysis *an,
+			       const struct kaf_cell *cell,
+			       enum kaf_axis axis);
+
+#endif
