@@ -278,7 +278,7 @@ static int intern_level(struct kaf_factor *f, const char *name, double num)
 }
 
 static int read_cell(sqlite3_stmt *st, struct kaf_analysis *an,
-		     struct kaf_cell *cell)
+		     struct kaf_cell *cell, struct kaf_error *err)
 {
 	char name[256];
 	double num;
@@ -290,13 +290,18 @@ static int read_cell(sqlite3_stmt *st, struct kaf_analysis *an,
 			   &num);
 		cell->level[a] = intern_level(&an->factors[a], name, num);
 		if (cell->level[a] < 0)
-			return KAF_ENOMEM;
+			return no_memory(err);
 	}
 	cell->runs = (long)sqlite3_column_int64(st, 2 + KAF_AXIS_COUNT);
 	cell->diverged = (long)sqlite3_column_int64(st, 3 + KAF_AXIS_COUNT);
 	cell->rate = cell->runs ? (double)cell->diverged / cell->runs : NAN;
 	cell->p = cell->p_holm = NAN;
-	return kaf_stats_wilson(cell->diverged, cell->runs, &cell->ci, NULL);
+	if (cell->diverged < 0 || cell->diverged > cell->runs)
+		return kaf_error_set(err, KAF_EDB, "cell %lld: %ld of %ld "
+				     "runs diverged; column run.diverged "
+				     "must be 0 or 1", cell->cell_id,
+				     cell->diverged, cell->runs);
+	return kaf_stats_wilson(cell->diverged, cell->runs, &cell->ci, err);
 }
 
 /* SELECT of every cell of the sweep with its axes and counts. */
@@ -343,10 +348,11 @@ static int load_cells(const struct db *db, struct kaf_analysis *an,
 		return rc;
 	sqlite3_bind_int64(st, 1, an->sweep_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow_cells(an, &cap) ||
-		    read_cell(st, an, &an->cells[an->ncells])) {
+		rc = grow_cells(an, &cap) ? no_memory(err) :
+			read_cell(st, an, &an->cells[an->ncells], err);
+		if (rc) {
 			sqlite3_finalize(st);
-			return no_memory(err);
+			return rc;
 		}
 		an->runs += an->cells[an->ncells].runs;
 		an->diverged += an->cells[an->ncells].diverged;
@@ -433,4 +439,469 @@ static int pool_factor(struct kaf_analysis *an, struct kaf_factor *f,
 		rc = kaf_stats_chi2(counts, f->nlevels, 2, &f->chi2, err);
 	free(counts);
 	return rc;
+}
+
+/* Largest Cramer's V first; stable, so ties keep the table order. */
+static void order_by_effect(struct kaf_analysis *an)
+{
+	for (int i = 1; i < an->nvarying; i++) {
+		enum kaf_axis a = an->varying[i];
+		double v = an->factors[a].chi2.cramer_v;
+		int j = i;
+
+		for (; j > 0; j--) {
+			enum kaf_axis prev = an->varying[j - 1];
+
+			if (an->factors[prev].chi2.cramer_v >= v)
+				break;
+			an->varying[j] = prev;
+		}
+		an->varying[j] = a;
+	}
+}
+
+static int analyse_factors(struct kaf_analysis *an, struct kaf_error *err)
+{
+	double p[KAF_AXIS_COUNT];
+	int rc;
+
+	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+		struct kaf_factor *f = &an->factors[a];
+
+		if (sort_levels(an, f))
+			return no_memory(err);
+		rc = pool_factor(an, f, err);
+		if (rc)
+			return rc;
+		f->p_holm = f->chi2.p;
+		if (f->nlevels > 1)
+			an->varying[an->nvarying++] = (enum kaf_axis)a;
+	}
+	for (int i = 0; i < an->nvarying; i++)
+		p[i] = an->factors[an->varying[i]].chi2.p;
+	rc = kaf_stats_holm(p, p, an->nvarying, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < an->nvarying; i++)
+		an->factors[an->varying[i]].p_holm = p[i];
+	order_by_effect(an);
+	return KAF_OK;
+}
+
+/* ---- ranking and the tests against the top-ranked cell ---- */
+
+/* What loading needs besides the analysis: the file, cells by id. */
+struct loader {
+	struct db db;
+	struct kaf_analysis *an;
+	struct id_index {
+		long long id;
+		int cell;
+	} *ids;                 /* (an->ncells) sorted by id */
+};
+
+static int compare_ids(const void *a, const void *b)
+{
+	const struct id_index *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+static int index_ids(struct loader *ld)
+{
+	const struct kaf_analysis *an = ld->an;
+
+	ld->ids = malloc((size_t)an->ncells * sizeof(*ld->ids));
+	if (!ld->ids)
+		return KAF_ENOMEM;
+	for (int c = 0; c < an->ncells; c++)
+		ld->ids[c] = (struct id_index){an->cells[c].cell_id, c};
+	qsort(ld->ids, (size_t)an->ncells, sizeof(*ld->ids), compare_ids);
+	return KAF_OK;
+}
+
+/* Cell index of a cell_id of this sweep; -1 if it is not one. */
+static int find_cell(const struct loader *ld, long long id)
+{
+	struct id_index key = {.id = id};
+	const struct id_index *hit = bsearch(&key, ld->ids,
+					     (size_t)ld->an->ncells,
+					     sizeof(key), compare_ids);
+
+	return hit ? hit->cell : -1;
+}
+
+struct ranked {
+	double rate;
+	long cell_index;
+	int cell;
+};
+
+static int compare_ranked(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->rate != y->rate)
+		return x->rate < y->rate ? 1 : -1;
+	return (x->cell_index > y->cell_index) - (x->cell_index < y->cell_index);
+}
+
+/* Rank as the schema's ranking view does: rate descending, ties shared. */
+static int rank_cells(struct kaf_analysis *an)
+{
+	struct ranked *r = malloc((size_t)an->ncells * sizeof(*r));
+	int n = 0;
+
+	an->ranking = malloc((size_t)an->ncells * sizeof(*an->ranking));
+	if (!r || !an->ranking) {
+		free(r);
+		return KAF_ENOMEM;
+	}
+	for (int c = 0; c < an->ncells; c++)
+		if (an->cells[c].runs > 0)
+			r[n++] = (struct ranked){an->cells[c].rate,
+						 an->cells[c].cell_index, c};
+	qsort(r, (size_t)n, sizeof(*r), compare_ranked);
+	for (int i = 0; i < n; i++) {
+		struct kaf_cell *cell = &an->cells[r[i].cell];
+
+		an->ranking[i] = r[i].cell;
+		cell->rank = i > 0 && r[i].rate == r[i - 1].rate ?
+			an->cells[r[i - 1].cell].rank : i + 1;
+	}
+	an->nranked = n;
+	free(r);
+	return KAF_OK;
+}
+
+/*
+ * Paired sweeps: replicate r of every cell ran with the same seed, so
+ * the runs with equal replicates in the top cell and another are pairs.
+ * One self-join counts, per other cell, the pairs and the two kinds of
+ * discordant pair.
+ */
+static int count_pairs(struct loader *ld, const struct kaf_cell *top,
+		       struct kaf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(&ld->db, "SELECT o.cell_id, count(*), "
+			 "total(t.diverged AND NOT o.diverged), "
+			 "total(o.diverged AND NOT t.diverged) "
+			 "FROM run AS t JOIN run AS o ON o.replicate = "
+			 "t.replicate AND o.cell_id <> t.cell_id "
+			 "JOIN cell AS c ON c.cell_id = o.cell_id "
+			 "WHERE t.cell_id = ?1 AND c.sweep_id = ?2 "
+			 "GROUP BY o.cell_id", &st, err);
+
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, top->cell_id);
+	sqlite3_bind_int64(st, 2, ld->an->sweep_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int c = find_cell(ld, sqlite3_column_int64(st, 0));
+
+		if (c < 0)
+			continue;
+		ld->an->cells[c].pairs = (long)sqlite3_column_int64(st, 1);
+		ld->an->cells[c].b = (long)sqlite3_column_double(st, 2);
+		ld->an->cells[c].c = (long)sqlite3_column_double(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(&ld->db, "cannot pair the runs", err);
+	return KAF_OK;
+}
+
+static int test_one(const struct kaf_analysis *an, const struct kaf_cell *top,
+		    struct kaf_cell *cell, struct kaf_error *err)
+{
+	long counts[4] = {
+		top->diverged, top->runs - top->diverged,
+		cell->diverged, cell->runs - cell->diverged,
+	};
+
+	if (an->paired)
+		return kaf_stats_mcnemar(cell->b, cell->c, &cell->p, err);
+	return kaf_stats_fisher(counts, &cell->p, err);
+}
+
+/*
+ * Every ranked cell against the top one: McNemar's exact test on the
+ * pairs of a paired sweep, Fisher's exact test on the 2x2 counts
+ * otherwise; Holm's adjustment over the nranked - 1 comparisons.
+ */
+static int test_against_top(struct loader *ld, struct kaf_error *err)
+{
+	struct kaf_analysis *an = ld->an;
+	struct kaf_cell *top = &an->cells[an->ranking[0]];
+	int n = an->nranked - 1, rc = KAF_OK;
+	double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(*p));
+
+	if (!p)
+		return no_memory(err);
+	top->same_as_top = true;
+	if (an->paired)
+		rc = count_pairs(ld, top, err);
+	for (int i = 0; i < n && !rc; i++) {
+		struct kaf_cell *cell = &an->cells[an->ranking[i + 1]];
+
+		rc = test_one(an, top, cell, err);
+		p[i] = cell->p;
+	}
+	if (!rc)
+		rc = kaf_stats_holm(p, p, n, err);
+	for (int i = 0; i < n && !rc; i++) {
+		struct kaf_cell *cell = &an->cells[an->ranking[i + 1]];
+
+		cell->p_holm = p[i];
+		cell->same_as_top = p[i] >= KAF_ANALYSIS_ALPHA;
+	}
+	free(p);
+	return rc;
+}
+
+/* ---- divergences by cell, step and cause ---- */
+
+/* Index of cause name, appended if new; -1 on ENOMEM. */
+static int intern_cause(struct kaf_analysis *an, const char *name)
+{
+	char **grown;
+
+	for (int i = 0; i < an->ncauses; i++)
+		if (strcmp(an->causes[i], name) == 0)
+			return i;
+	grown = realloc(an->causes, (size_t)(an->ncauses + 1) *
+			sizeof(*grown));
+	if (!grown)
+		return -1;
+	an->causes = grown;
+	grown[an->ncauses] = strdup(name);
+	return grown[an->ncauses] ? an->ncauses++ : -1;
+}
+
+static int cause_order(const char *name)
+{
+	for (int i = 0; i < KNOWN_CAUSES; i++)
+		if (strcmp(name, known_causes[i]) == 0)
+			return i;
+	return KNOWN_CAUSES;
+}
+
+static int compare_causes(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	int ox = cause_order(x), oy = cause_order(y);
+
+	return ox != oy ? ox - oy : strcmp(x, y);
+}
+
+/* Known causes in the engine's order, any others by name after them. */
+static int sort_causes(struct kaf_analysis *an)
+{
+	char **old = malloc((size_t)an->ncauses * sizeof(*old));
+
+	if (!old && an->ncauses > 0)
+		return KAF_ENOMEM;
+	if (an->ncauses > 0)
+		memcpy(old, an->causes, (size_t)an->ncauses * sizeof(*old));
+	qsort(an->causes, (size_t)an->ncauses, sizeof(*an->causes),
+	      compare_causes);
+	for (int d = 0; d < an->ndiv; d++) {
+		const char *name = old[an->div[d].cause];
+
+		for (int i = 0; i < an->ncauses; i++)
+			if (an->causes[i] == name)
+				an->div[d].cause = i;
+	}
+	free(old);
+	return KAF_OK;
+}
+
+static int add_divergence(struct loader *ld, sqlite3_stmt *st, int *cap)
+{
+	struct kaf_analysis *an = ld->an;
+	const unsigned char *cause = sqlite3_column_text(st, 2);
+	struct kaf_divergence d = {
+		.cell = find_cell(ld, sqlite3_column_int64(st, 0)),
+		.step = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 :
+			(long)sqlite3_column_int64(st, 1),
+		.count = (long)sqlite3_column_int64(st, 3),
+	};
+
+	if (d.cell < 0)
+		return KAF_OK;
+	d.cause = intern_cause(an, cause ? (const char *)cause : "(null)");
+	if (d.cause < 0)
+		return KAF_ENOMEM;
+	if (an->ndiv == *cap) {
+		struct kaf_divergence *grown;
+
+		*cap = *cap ? 2 * *cap : 64;
+		grown = realloc(an->div, (size_t)*cap * sizeof(*grown));
+		if (!grown)
+			return KAF_ENOMEM;
+		an->div = grown;
+	}
+	an->div[an->ndiv++] = d;
+	if (d.step + 1 > an->nsteps)
+		an->nsteps = d.step + 1;
+	return KAF_OK;
+}
+
+static int load_divergences(struct loader *ld, struct kaf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int cap = 0, rc = prepare(&ld->db, "SELECT r.cell_id, r.step, "
+				  "r.cause, count(*) FROM run AS r JOIN cell "
+				  "AS c ON c.cell_id = r.cell_id WHERE "
+				  "c.sweep_id = ?1 AND r.diverged GROUP BY "
+				  "r.cell_id, r.step, r.cause", &st, err);
+
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, ld->an->sweep_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (add_divergence(ld, st, &cap)) {
+			sqlite3_finalize(st);
+			return no_memory(err);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(&ld->db, "cannot count the divergences", err);
+	return sort_causes(ld->an) ? no_memory(err) : KAF_OK;
+}
+
+/* ---- survivors ---- */
+
+static int load_survivors(struct loader *ld, struct kaf_error *err)
+{
+	struct kaf_analysis *an = ld->an;
+	long cap = an->runs - an->diverged;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* One read transaction: the count above is exact, not a guess. */
+	an->survivors = malloc((size_t)(cap > 0 ? cap : 1) *
+			       sizeof(*an->survivors));
+	if (!an->survivors)
+		return no_memory(err);
+	rc = prepare(&ld->db, "SELECT r.cell_id, r.val_loss FROM run AS r "
+		     "JOIN cell AS c ON c.cell_id = r.cell_id WHERE "
+		     "c.sweep_id = ?1 AND NOT r.diverged", &st, err);
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, an->sweep_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && an->nsurvivors < cap) {
+		struct kaf_survivor *s = &an->survivors[an->nsurvivors];
+
+		s->cell = find_cell(ld, sqlite3_column_int64(st, 0));
+		s->val_loss = sqlite3_column_type(st, 1) == SQLITE_NULL ?
+			NAN : sqlite3_column_double(st, 1);
+		an->nsurvivors += s->cell >= 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(&ld->db, "cannot read the survivors", err);
+	return KAF_OK;
+}
+
+/* ---- lifecycle ---- */
+
+static int load_all(struct loader *ld, long long sweep_id,
+		    struct kaf_error *err)
+{
+	struct kaf_analysis *an = ld->an;
+	const struct kaf_factor *epochs = &an->factors[KAF_AXIS_EPOCHS];
+	int rc = load_sweep(&ld->db, sweep_id, an, err);
+
+	if (!rc)
+		rc = load_cells(&ld->db, an, err);
+	if (!rc)
+		rc = index_ids(ld) || rank_cells(an) ? no_memory(err) : KAF_OK;
+	if (!rc)
+		rc = analyse_factors(an, err);
+	if (!rc)
+		rc = test_against_top(ld, err);
+	if (!rc)
+		rc = load_divergences(ld, err);
+	if (!rc)
+		rc = load_survivors(ld, err);
+	for (int i = 0; !rc && i < epochs->nlevels; i++)
+		if (epochs->levels[i].num > (double)an->nsteps)
+			an->nsteps = (long)epochs->levels[i].num;
+	return rc;
+}
+
+int kaf_analysis_load(const char *db_path, long long sweep_id,
+		      struct kaf_analysis **out, struct kaf_error *err)
+{
+	struct loader ld = {.db = {.path = db_path}};
+	int rc;
+
+	*out = NULL;
+	if (sweep_id < 0)
+		return kaf_error_set(err, KAF_EINVAL, "sweep id %lld is not "
+				     "valid (ids start at 1; 0 means the "
+				     "latest)", sweep_id);
+	ld.an = calloc(1, sizeof(*ld.an));
+	if (!ld.an || !(ld.an->db_path = strdup(db_path))) {
+		free(ld.an);
+		return no_memory(err);
+	}
+	rc = open_db(&ld.db, err);
+	if (!rc)
+		rc = check_kaf(&ld.db, err);
+	/* One read transaction: every count comes from the same snapshot. */
+	if (!rc && sqlite3_exec(ld.db.h, "BEGIN", NULL, NULL, NULL))
+		rc = db_error(&ld.db, "cannot start reading", err);
+	if (!rc)
+		rc = load_all(&ld, sweep_id, err);
+	sqlite3_close(ld.db.h);
+	free(ld.ids);
+	if (rc) {
+		kaf_analysis_destroy(ld.an);
+		return rc;
+	}
+	*out = ld.an;
+	return KAF_OK;
+}
+
+void kaf_analysis_destroy(struct kaf_analysis *an)
+{
+	if (!an)
+		return;
+	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+		for (int i = 0; i < an->factors[a].nlevels; i++)
+			free(an->factors[a].levels[i].name);
+		free(an->factors[a].levels);
+	}
+	for (int i = 0; i < an->ncauses; i++)
+		free(an->causes[i]);
+	free(an->causes);
+	free(an->div);
+	free(an->survivors);
+	free(an->ranking);
+	free(an->cells);
+	free(an->db_path);
+	free(an->preset);
+	free(an->spec);
+	free(an->seeding);
+	free(an->kaf_version);
+	free(an->host);
+	free(an->started_at);
+	free(an->finished_at);
+	free(an);
+}
+
+const struct kaf_cell *kaf_analysis_top(const struct kaf_analysis *an)
+{
+	return &an->cells[an->ranking[0]];
+}
+
+const char *kaf_analysis_value(const struct kaf_analysis *an,
+			       const struct kaf_cell *cell,
+			       enum kaf_axis axis)
+{
+	return an->factors[axis].levels[cell->level[axis]].name;
 }

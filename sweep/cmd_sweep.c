@@ -127,13 +127,14 @@ static int parse_args(int argc, char **argv, struct sweep_opts *o,
 		if ((rc = parse_flag(o, f, v, err)))
 			return rc;
 	for (f = F_RUNS; f <= F_SEEDING; f++) {
-		char set[128];
+		char set[128], what[32];
 
 		if (!keys[f])
 			continue;
 		snprintf(set, sizeof(set), "%s=%s", sweep_flags[f].name,
 			 keys[f]);
-		if ((rc = kaf_grid_set(&o->grid, set, "--set", err)))
+		snprintf(what, sizeof(what), "--%s", sweep_flags[f].name);
+		if ((rc = kaf_grid_set(&o->grid, set, what, err)))
 			return rc;
 	}
 	if (kaf_grid_cells(&o->grid) > KAF_GRID_MAX_CELLS)

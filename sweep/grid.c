@@ -136,42 +136,53 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Add one value to a list being built, checked and canonical. */
+static int add_value(struct kaf_axis_values *av, int a, char *tok,
+		     const char *what, struct kaf_error *err)
+{
+	char canon[64], *v = trim(tok);
+	int rc;
+
+	if (*v == '\0')
+		return kaf_error_set(err, KAF_EINVAL, "%s: axis %s has an "
+				     "empty value", what, kaf_axis_names[a]);
+	if (av->count == KAF_GRID_MAX_VALUES)
+		return kaf_error_set(err, KAF_EINVAL, "%s: axis %s has more "
+				     "than %d values", what, kaf_axis_names[a],
+				     KAF_GRID_MAX_VALUES);
+	rc = canonical_value(a, v, what, canon, sizeof(canon), err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < av->count; i++)
+		if (!strcmp(av->values[i], canon))
+			return kaf_error_set(err, KAF_EINVAL, "%s: axis %s "
+					     "lists \"%s\" twice", what,
+					     kaf_axis_names[a], v);
+	av->values[av->count] = strdup(canon);
+	if (!av->values[av->count])
+		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
+	av->count++;
+	return KAF_OK;
+}
+
 /* Replace axis a by the comma-separated list (modified in place). */
 static int set_axis_list(struct kaf_grid *g, int a, char *list,
 			 const char *what, struct kaf_error *err)
 {
 	struct kaf_axis_values fresh = {0};
-	char *save = NULL, *tok;
 	int rc = KAF_OK;
 
-	for (tok = strtok_r(list, ",", &save); tok && rc == KAF_OK;
-	     tok = strtok_r(NULL, ",", &save)) {
-		char canon[64], *v = trim(tok);
-
-		if (*v == '\0')
-			rc = kaf_error_set(err, KAF_EINVAL, "%s: axis %s has "
-					   "an empty value", what,
-					   kaf_axis_names[a]);
-		else if (fresh.count == KAF_GRID_MAX_VALUES)
-			rc = kaf_error_set(err, KAF_EINVAL, "%s: axis %s has "
-					   "more than %d values", what,
-					   kaf_axis_names[a],
-					   KAF_GRID_MAX_VALUES);
-		else
-			rc = canonical_value(a, v, what, canon, sizeof(canon),
-					     err);
-		for (int i = 0; rc == KAF_OK && i < fresh.count; i++)
-			if (!strcmp(fresh.values[i], canon))
-				rc = kaf_error_set(err, KAF_EINVAL, "%s: axis %s "
-						   "lists \"%s\" twice", what,
-						   kaf_axis_names[a], v);
-		if (rc == KAF_OK && !(fresh.values[fresh.count++] =
-				      strdup(canon)))
-			rc = kaf_error_set(err, KAF_ENOMEM, "out of memory");
-	}
-	if (rc == KAF_OK && fresh.count == 0)
+	if (*trim(list) == '\0')
 		rc = kaf_error_set(err, KAF_EINVAL, "%s: axis %s has no values",
 				   what, kaf_axis_names[a]);
+	while (rc == KAF_OK && list) {
+		char *comma = strchr(list, ',');
+
+		if (comma)
+			*comma = '\0';
+		rc = add_value(&fresh, a, list, what, err);
+		list = comma ? comma + 1 : NULL;
+	}
 	if (rc) {
 		axis_clear(&fresh);
 		return rc;

@@ -19,10 +19,65 @@
 #include "data.h"
 #include "model.h"
 #include "rng.h"
+#include "vexp.h"
 
 #ifndef KAF_FIXTURE_DIR
 #error "KAF_FIXTURE_DIR must name tests/fixtures"
 #endif
+
+/* ---- the vectorizable exp ---- */
+
+static int64_t ulps_f32(float a, float b)
+{
+	int32_t ia, ib;
+
+	memcpy(&ia, &a, sizeof(ia));
+	memcpy(&ib, &b, sizeof(ib));
+	return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+static int64_t ulps_f64(double a, double b)
+{
+	int64_t ia, ib;
+
+	memcpy(&ia, &a, sizeof(ia));
+	memcpy(&ib, &b, sizeof(ib));
+	return ia > ib ? ia - ib : ib - ia;
+}
+
+static void test_vexp_f32_within_one_ulp_of_libm(void **st)
+{
+	(void)st;
+	/* Every float where the result is subnormal or near the edge. */
+	for (float x = -105.0f; x < -86.0f; x = nextafterf(x, 0.0f))
+		if (ulps_f32(kaf_vexp_f32(x), expf(x)) > 1)
+			fail_msg("exp(%a): %a, libm %a", x, kaf_vexp_f32(x),
+				 expf(x));
+	/* A dense sample of the rest, overflow included. */
+	for (float x = -86.0f; x < 89.0f; x += 0.000731f)
+		if (ulps_f32(kaf_vexp_f32(x), expf(x)) > 1)
+			fail_msg("exp(%a): %a, libm %a", x, kaf_vexp_f32(x),
+				 expf(x));
+	assert_true(kaf_vexp_f32(-104.0f) == 0.0f);
+	assert_true(kaf_vexp_f32(-103.0f) > 0.0f);
+	assert_true(isinf(kaf_vexp_f32(89.0f)));
+	assert_true(isinf(kaf_vexp_f32(INFINITY)));
+	assert_true(kaf_vexp_f32(-INFINITY) == 0.0f);
+	assert_true(isnan(kaf_vexp_f32(NAN)));
+}
+
+static void test_vexp_f64_within_one_ulp_of_libm(void **st)
+{
+	(void)st;
+	for (double x = -746.0; x < 710.0; x += 0.0003137)
+		if (ulps_f64(kaf_vexp_f64(x), exp(x)) > 1)
+			fail_msg("exp(%a): %a, libm %a", x, kaf_vexp_f64(x),
+				 exp(x));
+	assert_true(kaf_vexp_f64(-746.0) == 0.0);
+	assert_true(kaf_vexp_f64(-744.0) > 0.0);
+	assert_true(isinf(kaf_vexp_f64(710.0)));
+	assert_true(isnan(kaf_vexp_f64(NAN)));
+}
 
 /* ---- a small problem with random weights ---- */
 
@@ -672,6 +727,8 @@ static void test_config_rejects_bad_values(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vexp_f32_within_one_ulp_of_libm),
+		cmocka_unit_test(test_vexp_f64_within_one_ulp_of_libm),
 		cmocka_unit_test(
 			test_grad_fixed_activations_match_finite_differences),
 		cmocka_unit_test(

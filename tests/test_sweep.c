@@ -1,0 +1,455 @@
+/*
+ * test_sweep.c - `kaf sweep` end to end: the real binary on real
+ * databases, killed and resumed, fed bad input.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rng.h"
+
+#ifndef KAF_BIN
+#error "KAF_BIN must name the kaf binary"
+#endif
+
+static char tmpdir[] = "/tmp/kaf_sweep_XXXXXX";
+
+/* A path in the test directory; each name keeps its own buffer. */
+static const char *tmp_path(const char *name)
+{
+	static char buf[64][256];
+	static int used;
+
+	for (int i = 0; i < used; i++)
+		if (!strcmp(strrchr(buf[i], '/') + 1, name))
+			return buf[i];
+	assert_true(used < 64);
+	snprintf(buf[used], 256, "%s/%s", tmpdir, name);
+	return buf[used++];
+}
+
+/* ---- running kaf ---- */
+
+static pid_t spawn(const char *const *args, const char *err_path)
+{
+	const char *argv[64] = {KAF_BIN};
+	int n = 1;
+	pid_t pid;
+
+	for (; args[n - 1]; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int out = open("/dev/null", O_WRONLY);
+		int err = open(err_path ? err_path : "/dev/null",
+			       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(out, STDOUT_FILENO);
+		dup2(err, STDERR_FILENO);
+		execv(KAF_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* Run kaf with args (NULL-terminated); return its exit status. */
+static int kaf(const char *err_path, ...)
+{
+	const char *args[64];
+	int n = 0;
+	va_list ap;
+
+	va_start(ap, err_path);
+	while ((args[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	return wait_status(spawn(args, err_path));
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	FILE *fp = fopen(path, "r");
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (fp) {
+		len = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static void expect_error(const char *needle, ...)
+{
+	const char *args[64], *err_path = tmp_path("stderr");
+	int n = 0;
+	va_list ap;
+
+	va_start(ap, needle);
+	while ((args[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	assert_int_equal(wait_status(spawn(args, err_path)), 2);
+	if (!strstr(slurp(err_path), needle))
+		fail_msg("stderr \"%s\" lacks \"%s\"", slurp(err_path), needle);
+	/* One line: the message, not a flood. */
+	assert_true(strchr(slurp(err_path), '\n') ==
+		    strrchr(slurp(err_path), '\n'));
+}
+
+/* ---- reading databases ---- */
+
+static long query_long(const char *db_path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	long v = -1;
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
+					 NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A hash of every run row of the latest sweep except its wall time. */
+static uint64_t runs_hash(const char *db_path, long *count)
+{
+	static const char sql[] =
+		"SELECT c.cell_index, r.replicate, r.seed, r.diverged, r.cause,"
+		" r.step, r.steps, r.train_loss, r.val_loss, r.accuracy, "
+		"r.val_mae, r.max_grad_norm, r.bandwidth, r.zero_rows "
+		"FROM run AS r JOIN cell AS c USING (cell_id) WHERE "
+		"c.sweep_id = (SELECT max(sweep_id) FROM sweep) "
+		"ORDER BY c.cell_index, r.replicate";
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	uint64_t h = 0;
+
+	*count = 0;
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
+					 NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(stmt) == SQLITE_ROW) {
+		for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+			const char *t = (const char *)sqlite3_column_text(stmt,
+									  c);
+
+			h = kaf_rng_derive(h, kaf_rng_hash_str(t ? t : "NULL"));
+		}
+		(*count)++;
+	}
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return h;
+}
+
+static uint64_t file_hash(const char *path)
+{
+	return kaf_rng_hash_str(slurp(path));
+}
+
+/* ---- fixtures ---- */
+
+static int setup(void **st)
+{
+	(void)st;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+	char cmd[512];
+
+	(void)st;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void remove_db(const char *path)
+{
+	char other[300];
+
+	unlink(path);
+	snprintf(other, sizeof(other), "%s-wal", path);
+	unlink(other);
+	snprintf(other, sizeof(other), "%s-shm", path);
+	unlink(other);
+}
+
+/* ---- the tests ---- */
+
+static void test_sweep_threads_do_not_change_results(void **st)
+{
+	const char *one = tmp_path("one.db"), *two = tmp_path("two.db");
+	long n1, n2;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", one, "--runs", "40",
+			     "--threads", "1", "--quiet", NULL), 0);
+	assert_int_equal(kaf(NULL, "sweep", "--db", two, "--runs", "40",
+			     "--threads", "2", "--quiet", NULL), 0);
+	assert_true(runs_hash(one, &n1) == runs_hash(two, &n2));
+	assert_int_equal(n1, 24 * 40);
+	assert_int_equal(n2, 24 * 40);
+	/* Divergence happens, and not everywhere: the study is alive. */
+	long div = query_long(one, "SELECT sum(diverged) FROM run");
+
+	assert_true(div > 0 && div < 24 * 40);
+	assert_int_equal(query_long(one, "SELECT count(*) FROM sweep WHERE "
+				    "finished_at IS NOT NULL"), 1);
+}
+
+static void test_sweep_resumes_after_kill(void **st)
+{
+	const char *ref = tmp_path("ref.db"), *db = tmp_path("killed.db");
+	const char *args[] = {"sweep", "--db", db, "--runs", "150",
+			      "--threads", "2", "--quiet", NULL};
+	long stored = 0, n_ref, n;
+	uint64_t want;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", ref, "--runs", "150",
+			     "--quiet", NULL), 0);
+	want = runs_hash(ref, &n_ref);
+	assert_int_equal(n_ref, 24 * 150);
+
+	/* Kill twice at different moments, then finish. */
+	for (int round = 0; round < 2; round++) {
+		pid_t pid = spawn(args, NULL);
+		struct timespec pause = {0, 20 * 1000 * 1000};
+
+		for (int tries = 0; tries < 500; tries++) {
+			nanosleep(&pause, NULL);
+			if (access(db, F_OK) == 0 &&
+			    (stored = query_long(db, "SELECT count(*) FROM "
+						 "run")) > (round + 1) * 300)
+				break;
+		}
+		kill(pid, SIGKILL);
+		assert_int_equal(wait_status(pid), 128 + SIGKILL);
+	}
+	assert_true(stored > 0 && stored < 24 * 150);
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "150",
+			     "--threads", "1", "--quiet", NULL), 0);
+	assert_true(runs_hash(db, &n) == want);
+	assert_int_equal(n, n_ref);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 1);
+	assert_int_equal(query_long(db, "SELECT count(*) = 1 FROM "
+				    "pragma_integrity_check WHERE "
+				    "integrity_check = 'ok'"), 1);
+}
+
+static void test_sweep_interrupt_keeps_finished_runs(void **st)
+{
+	const char *db = tmp_path("int.db"), *err = tmp_path("int.err");
+	const char *args[] = {"sweep", "--db", db, "--runs", "400",
+			      "--threads", "2", NULL};
+	struct timespec pause = {0, 20 * 1000 * 1000};
+	pid_t pid = spawn(args, err);
+	long before;
+
+	(void)st;
+	for (int tries = 0; tries < 500; tries++) {
+		nanosleep(&pause, NULL);
+		if (access(db, F_OK) == 0 &&
+		    query_long(db, "SELECT count(*) FROM run") > 0)
+			break;
+	}
+	kill(pid, SIGINT);
+	assert_int_equal(wait_status(pid), 130);
+	assert_non_null(strstr(slurp(err), "run the same command again"));
+	before = query_long(db, "SELECT count(*) FROM run");
+	assert_true(before > 0);
+	assert_true(before < 24 * 400);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep WHERE "
+				    "finished_at IS NULL"), 1);
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "400",
+			     "--quiet", NULL), 0);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run"),
+			 24 * 400);
+}
+
+static void test_sweep_runs_extend_and_specs_separate(void **st)
+{
+	const char *db = tmp_path("extend.db"), *ref = tmp_path("ext20.db");
+	long n, n_ref;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "10",
+			     "--quiet", NULL), 0);
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "20",
+			     "--quiet", NULL), 0);
+	assert_int_equal(kaf(NULL, "sweep", "--db", ref, "--runs", "20",
+			     "--quiet", NULL), 0);
+	assert_true(runs_hash(db, &n) == runs_hash(ref, &n_ref));
+	assert_int_equal(n, 24 * 20);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 1);
+	/* Another spec on the same database is another sweep. */
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "5",
+			     "--set", "opt=adam", "--quiet", NULL), 0);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 2);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run"),
+			 24 * 20 + 6 * 5);
+	/* So is another seed. */
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "5",
+			     "--set", "opt=adam", "--seed", "3", "--quiet",
+			     NULL), 0);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 3);
+}
+
+static void test_sweep_bad_input_changes_nothing(void **st)
+{
+	const char *db = tmp_path("keep.db"), *txt = tmp_path("notes.txt");
+	const char *spec = tmp_path("bad.spec");
+	FILE *fp;
+	uint64_t before;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "3",
+			     "--quiet", NULL), 0);
+	before = file_hash(db);
+	expect_error("unknown axis \"optimizer\"", "sweep", "--db", db,
+		     "--set", "optimizer=adam", NULL);
+	expect_error("\"adamw\"", "sweep", "--db", db, "--set", "opt=adamw",
+		     NULL);
+	expect_error("axis reg has no values", "sweep", "--db", db, "--set",
+		     "reg=", NULL);
+	expect_error("--runs", "sweep", "--db", db, "--runs", "0", NULL);
+	expect_error("--runs", "sweep", "--db", db, "--runs", "-3", NULL);
+	expect_error("--threads", "sweep", "--db", db, "--threads", "0",
+		     NULL);
+	expect_error("unknown flag \"--frobnicate\"", "sweep", "--db", db,
+		     "--frobnicate", NULL);
+	expect_error("calc_num must be in 2..", "sweep", "--db", db, "--set",
+		     "calc_num=5000", NULL);
+	fp = fopen(spec, "w");
+	fputs("opt = adam\n\ninit = he\n", fp);
+	fclose(fp);
+	expect_error(":3:", "sweep", "--db", db, "--spec", spec, NULL);
+	expect_error("no-such.spec", "sweep", "--db", db, "--spec",
+		     tmp_path("no-such.spec"), NULL);
+	assert_true(file_hash(db) == before);
+
+	/* Paths: a directory, a missing directory, a foreign file. */
+	expect_error("is a directory", "sweep", "--db", tmpdir, NULL);
+	expect_error("/no/such/dir", "sweep", "--db", "/no/such/dir/x.db",
+		     NULL);
+	fp = fopen(txt, "w");
+	fputs("these are my notes, not a database\n", fp);
+	fclose(fp);
+	before = file_hash(txt);
+	expect_error("not an SQLite database", "sweep", "--db", txt, NULL);
+	assert_true(file_hash(txt) == before);
+}
+
+static void test_sweep_refuses_other_schema_versions(void **st)
+{
+	const char *db = tmp_path("v7.db"), *other = tmp_path("other.db");
+	sqlite3 *h;
+	uint64_t before;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "2",
+			     "--quiet", NULL), 0);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 7", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(h);
+	before = file_hash(db);
+	expect_error("schema version 7", "sweep", "--db", db, "--runs", "2",
+		     NULL);
+	assert_true(file_hash(db) == before);
+
+	/* An SQLite file of another application. */
+	assert_int_equal(sqlite3_open(other, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "CREATE TABLE t (x)", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(h);
+	expect_error("not a kaf database", "sweep", "--db", other, NULL);
+	remove_db(other);
+}
+
+/* The cell_summary view's Wilson bounds against hand-computed values. */
+static void test_sweep_wilson_view_matches_hand_values(void **st)
+{
+	const char *db = tmp_path("wilson.db");
+	sqlite3 *h;
+	sqlite3_stmt *stmt;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "1",
+			     "--set", "init=xavier_uniform", "--set",
+			     "reg=none", "--set", "opt=sgd", "--quiet", NULL),
+			 0);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	/* Replace the one run by 10 runs of which 3 diverged. */
+	assert_int_equal(sqlite3_exec(h,
+		"DELETE FROM run;"
+		"WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r"
+		" WHERE i < 9) INSERT INTO run (cell_id, replicate, seed, "
+		"diverged, cause, steps, zero_rows, wall_us) SELECT 1, i, i, "
+		"i < 3, CASE WHEN i < 3 THEN 'kernel_underflow' ELSE 'none' "
+		"END, 5, 0, 1 FROM r", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT runs, diverged, rate, "
+					    "ci_low, ci_high FROM "
+					    "cell_summary", -1, &stmt, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 10);
+	assert_int_equal(sqlite3_column_int(stmt, 1), 3);
+	/* 3 of 10: (0.3 + z^2/20 -+ z sqrt(0.021 + z^2/400)) / (1 + z^2/10)
+	 * with z = 1.959964: 0.1077913 and 0.6032219. */
+	assert_float_equal(sqlite3_column_double(stmt, 2), 0.3, 1e-12);
+	assert_float_equal(sqlite3_column_double(stmt, 3), 0.1077913, 1e-6);
+	assert_float_equal(sqlite3_column_double(stmt, 4), 0.6032219, 1e-6);
+	sqlite3_finalize(stmt);
+	sqlite3_close(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sweep_threads_do_not_change_results),
+		cmocka_unit_test(test_sweep_resumes_after_kill),
+		cmocka_unit_test(test_sweep_interrupt_keeps_finished_runs),
+		cmocka_unit_test(test_sweep_runs_extend_and_specs_separate),
+		cmocka_unit_test(test_sweep_bad_input_changes_nothing),
+		cmocka_unit_test(test_sweep_refuses_other_schema_versions),
+		cmocka_unit_test(test_sweep_wilson_view_matches_hand_values),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
