@@ -21,7 +21,7 @@
  * or on the thread that runs them. Weights keep PyTorch's layout.
  */
 
-/* Sum of v[0..count) in eight fixed lanes, then a fixed tree. */
+/* Sum of v[0..count): lane q takes v[q], v[q + 8], ...; then a tree. */
 static inline T SFX(sum)(const T *v, int count)
 {
 	T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -51,6 +51,15 @@ static inline T SFX(dot)(const T *a, const T *b, int count)
 	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* dst[0..m) += a * src[0..m) */
+static inline void SFX(axpy)(T *restrict dst, T a, const T *restrict src,
+			     int m)
+{
+#pragma omp simd
+	for (int i = 0; i < m; i++)
+		dst[i] += a * src[i];
+}
+
 #define NET SFX(net)
 
 /*
@@ -68,6 +77,7 @@ static inline T SFX(dot)(const T *a, const T *b, int count)
 
 struct NET {
 	int n, nv, d, l, e, c;
+	int cp;                 /* c rounded up to a multiple of 8 */
 	int np;                 /* parameters the optimizer updates */
 	int step;               /* optimizer steps taken */
 	bool classification;
@@ -95,18 +105,18 @@ struct NET {
 	T *gz;                  /* (e, n) loss gradient at z */
 	T *ghid;                /* (l, n) loss gradient at hidden units */
 	T *ycal;                /* (e, c) calc targets by calc position */
-	T *zc;                  /* (e, c) calc pre-activations, sorted */
-	T *yc;                  /* (e, c) their targets, same order */
+	T *zc;                  /* (e, cp) calc pre-activations, sorted */
+	T *yc;                  /* (e, cp) their targets, same order */
 	int *ord;               /* (e, c) calc position of each sorted slot */
 	int *rank;              /* (e, c) sorted slot of each calc position */
 	bool *sorted;           /* (e) column sorted, so windows apply */
 	int *win;               /* (m, e, 2) first and end slot of a row */
-	T *gzc;                 /* (e, c) gradient at sorted calc slots */
-	T *kexp;                /* (n, e, c) exp values of the last forward */
+	T *gzc;                 /* (e, cp) gradient at sorted calc slots */
+	T *kexp;                /* (m, e, cp) exp values of the last forward */
 	T *kden;                /* (n, e) kernel denominators */
-	T *t;                   /* (c) exponent scratch */
-	T *u;                   /* (c) scaled distance scratch */
-	T *v1, *v2;             /* (c) per-term scratch for sums */
+	T *t;                   /* (cp) exponent scratch */
+	T *u;                   /* (cp) scaled distance scratch */
+	T *v1, *v2;             /* (cp) per-term scratch for sums */
 	int zero_den;           /* rows whose weights all underflowed */
 };
 
@@ -115,7 +125,7 @@ struct NET {
 static size_t SFX(layout)(struct NET *net, char *base)
 {
 	int n = net->n, nv = net->nv, d = net->d, l = net->l;
-	int e = net->e, c = net->c;
+	int e = net->e, c = net->c, cp = (c + 7) & ~7;
 	int m = n > nv ? n : nv;
 
 	m = m > c ? m : c;
@@ -146,19 +156,19 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(gz, T, n * e);
 	CARVE(ghid, T, l * n);
 	CARVE(ycal, T, e * c);
-	CARVE(zc, T, e * c);
-	CARVE(yc, T, e * c);
+	CARVE(zc, T, e * cp);
+	CARVE(yc, T, e * cp);
 	CARVE(ord, int, e * c);
 	CARVE(rank, int, e * c);
 	CARVE(sorted, bool, e);
 	CARVE(win, int, m * e * 2);
-	CARVE(gzc, T, e * c);
-	CARVE(kexp, T, m * e * c);
+	CARVE(gzc, T, e * cp);
+	CARVE(kexp, T, m * e * cp);
 	CARVE(kden, T, m * e);
-	CARVE(t, T, c);
-	CARVE(u, T, c);
-	CARVE(v1, T, c);
-	CARVE(v2, T, c);
+	CARVE(t, T, cp);
+	CARVE(u, T, cp);
+	CARVE(v1, T, cp);
+	CARVE(v2, T, cp);
 #undef CARVE
 	return off;
 }
@@ -198,6 +208,7 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 	if (!net)
 		return NULL;
 	*net = shape;
+	net->cp = (net->c + 7) & ~7;
 	base = (char *)(((uintptr_t)(net + 1) + 63) & ~(uintptr_t)63);
 	SFX(layout)(net, base);
 	net->act = act;
@@ -237,15 +248,6 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 }
 
 /* ---- dense layers ---- */
-
-/* dst[0..m) += a * src[0..m) */
-static inline void SFX(axpy)(T *restrict dst, T a, const T *restrict src,
-			     int m)
-{
-#pragma omp simd
-	for (int i = 0; i < m; i++)
-		dst[i] += a * src[i];
-}
 
 /* hid = relu(W1 x), z = W2 hid for the m rows of xt (d, m). */
 KAF_HOT
@@ -392,10 +394,10 @@ static void SFX(act_backward)(enum kaf_activation act, const T *z,
 static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			     const int *rows)
 {
-	int c = net->c, e = net->e;
+	int c = net->c, cp = net->cp, e = net->e;
 
 	for (int k = 0; k < e; k++) {
-		T *zs = net->zc + (size_t)k * c;
+		T *zs = net->zc + (size_t)k * cp;
 		int *ord = net->ord + (size_t)k * c;
 		bool finite = true;
 
@@ -421,26 +423,33 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			}
 		net->sorted[k] = finite;
 		for (int s = 0; s < c; s++) {
-			net->yc[k * c + s] = net->ycal[k * c + ord[s]];
+			net->yc[k * cp + s] = net->ycal[k * c + ord[s]];
 			net->rank[k * c + ord[s]] = s;
+		}
+		/* Padding slots: finite, weightless, so they add exact 0s. */
+		for (int s = c; s < cp; s++) {
+			zs[s] = 0;
+			net->yc[k * cp + s] = 0;
 		}
 	}
 }
 
-/* First slot of the sorted column zs[0..c) with value >= v (or > v). */
-static int SFX(bound)(const T *zs, int c, T v, bool strict)
+/*
+ * First slot of the sorted column zs[0..c) whose value is >= v, by a
+ * branch-free binary search (the comparisons are unpredictable, so a
+ * conditional move beats a branch).
+ */
+static inline int SFX(lower_bound)(const T *zs, int c, T v)
 {
-	int lo = 0, hi = c;
+	int lo = 0, n = c;
 
-	while (lo < hi) {
-		int mid = lo + (hi - lo) / 2;
+	while (n > 1) {
+		int half = n / 2;
 
-		if (strict ? zs[mid] <= v : zs[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
+		lo = zs[lo + half - 1] < v ? lo + half : lo;
+		n -= half;
 	}
-	return lo;
+	return lo + (n == 1 && zs[lo] < v);
 }
 
 /*
@@ -449,23 +458,24 @@ static int SFX(bound)(const T *zs, int c, T v, bool strict)
  * the precision (14.43 in float32, 38.60 in float64) gives exactly 0.
  * Stable: the exponent is shifted by the nearest included row's, so the
  * threshold applies to u^2 - u_near^2. The radii carry a margin for the
- * rounding of u; rows inside the window may still get weight 0.
+ * rounding of u; rows inside the window may still get weight 0. The
+ * window grows outwards from zi's place, a few slots each way.
  */
-static inline __attribute__((always_inline)) void SFX(window)(const struct NET *net, int k, T zi, int skip,
-			int *lo, int *hi)
+static inline __attribute__((always_inline)) void
+SFX(window)(const struct NET *net, int k, T zi, int skip, int *lo, int *hi)
 {
-	const T *zs = net->zc + (size_t)k * net->c;
+	const T *zs = net->zc + (size_t)k * net->cp;
 	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
 	T h = fabs(*net->h), r2, reach;
-	int c = net->c;
+	int c = net->c, p, a, b;
 
 	*lo = 0;
 	*hi = c;
 	if (!net->sorted[k] || !isfinite(zi) || !isfinite(h) || !(h > 0))
 		return;
+	p = SFX(lower_bound)(zs, c, zi);
 	r2 = sizeof(T) == sizeof(float) ? (T)(14.6 * 14.6) : (T)(38.8 * 38.8);
 	if (net->kernel == KAF_KERNEL_STABLE) {
-		int p = SFX(bound)(zs, c, zi, false);
 		T near = INFINITY;
 
 		for (int s = p - 2; s <= p + 1; s++)
@@ -478,41 +488,55 @@ static inline __attribute__((always_inline)) void SFX(window)(const struct NET *
 	reach = sqrt(r2) * h * (1 + 64 * eps);
 	if (!isfinite(reach))
 		return;
-	*lo = SFX(bound)(zs, c, zi - reach, false);
-	*hi = SFX(bound)(zs, c, zi + reach, true);
+	for (a = p; a > 0 && zs[a - 1] >= zi - reach; a--)
+		;
+	for (b = p; b < c && zs[b] <= zi + reach; b++)
+		;
+	*lo = a;
+	*hi = b;
 }
 
 /*
  * Kernel exponentials of one query value zi against the sorted calc
- * column zck over slots [lo, hi): t_j = -u_j^2 / 2 with
- * u_j = (zc_j - zi) / h. Stable shifts by the largest t over the included
- * rows. The excluded slot gets t = -inf, so its exp is exactly 0.
+ * column zck over slots [lo, hi), both multiples of 8: t_j = -u_j^2 / 2
+ * with u_j = (zc_j - zi) / h. Stable shifts by the largest t over the
+ * included rows. The excluded slot and the padding slots get t = -inf, so
+ * their exp is exactly 0.
  */
-static inline __attribute__((always_inline)) void SFX(kernel_row)(const struct NET *net, const T *zck, T zi,
-			    int skip, int lo, int hi, T *ex)
+static inline __attribute__((always_inline)) void
+SFX(kernel_row)(const struct NET *net, const T *zck, T zi, int skip,
+		int lo, int hi, T *ex)
 {
 	T h = *net->h, *t = net->t;
+	int c = net->c;
 
 #pragma omp simd
 	for (int j = lo; j < hi; j++) {
 		T u = (zck[j] - zi) / h;
 
-		t[j] = -(u * u) / 2;
+		t[j] = j < c ? -(u * u) / 2 : -INFINITY;
 	}
 	if (skip >= lo && skip < hi)
 		t[skip] = -INFINITY;
 	if (net->kernel == KAF_KERNEL_STABLE) {
-		T top = -INFINITY;
+		T top[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+			    -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+		T best;
 
-		for (int j = lo; j < hi; j++)
-			top = t[j] > top ? t[j] : top;
+		for (int j = lo; j < hi; j += 8)
+			for (int q = 0; q < 8; q++)
+				top[q] = t[j + q] > top[q] ? t[j + q] : top[q];
+		best = top[0];
+		for (int q = 1; q < 8; q++)
+			best = top[q] > best ? top[q] : best;
 #pragma omp simd
 		for (int j = lo; j < hi; j++)
-			t[j] = t[j] - top;
+			ex[j] = VEXP(t[j] - best);
+	} else {
+#pragma omp simd
+		for (int j = lo; j < hi; j++)
+			ex[j] = VEXP(t[j]);
 	}
-#pragma omp simd
-	for (int j = lo; j < hi; j++)
-		ex[j] = VEXP(t[j]);
 }
 
 /*
@@ -525,7 +549,7 @@ KAF_HOT
 static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 			     const int *pos)
 {
-	int c = net->c, e = net->e;
+	int cp = net->cp, e = net->e;
 	bool naive = net->kernel == KAF_KERNEL_NAIVE;
 	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
 	T *w = net->v1, *wy = net->v2;
@@ -534,15 +558,18 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 	for (int i = 0; i < m; i++) {
 		for (int k = 0; k < e; k++) {
 			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
-			T *ex = net->kexp + ik * c;
-			const T *yck = net->yc + (size_t)k * c;
+			T *ex = net->kexp + ik * cp;
+			const T *yck = net->yc + (size_t)k * cp;
 			int skip = pos && pos[i] >= 0 ?
-				   net->rank[k * c + pos[i]] : -1;
+				   net->rank[k * net->c + pos[i]] : -1;
 			int *lo = net->win + 2 * ik, *hi = lo + 1;
 			T den;
 
 			SFX(window)(net, k, z[ki], skip, lo, hi);
-			SFX(kernel_row)(net, net->zc + (size_t)k * c, z[ki],
+			/* Whole blocks of 8: slots past the window weigh 0. */
+			*lo &= ~7;
+			*hi = (*hi + 7) & ~7;
+			SFX(kernel_row)(net, net->zc + (size_t)k * cp, z[ki],
 					skip, *lo, *hi, ex);
 #pragma omp simd
 			for (int j = *lo; j < *hi; j++) {
@@ -611,21 +638,21 @@ static inline __attribute__((always_inline)) bool SFX(kaf_row_grad)(struct NET *
 KAF_HOT
 static void SFX(kaf_backward)(struct NET *net)
 {
-	int c = net->c, e = net->e;
+	int c = net->c, cp = net->cp, e = net->e;
 	T gh = 0;
 
-	memset(net->gzc, 0, sizeof(T) * (size_t)(e * c));
+	memset(net->gzc, 0, sizeof(T) * (size_t)(e * cp));
 	for (int i = 0; i < net->n; i++) {
 		for (int k = 0; k < e; k++) {
 			size_t ik = (size_t)i * e + k;
 			size_t ki = (size_t)k * net->n + i;
-			T *gzck = net->gzc + (size_t)k * c;
+			T *gzck = net->gzc + (size_t)k * cp;
 			const T *gd = net->v1;
 			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
 
-			if (!SFX(kaf_row_grad)(net, net->kexp + ik * c,
-					       net->zc + (size_t)k * c,
-					       net->yc + (size_t)k * c,
+			if (!SFX(kaf_row_grad)(net, net->kexp + ik * cp,
+					       net->zc + (size_t)k * cp,
+					       net->yc + (size_t)k * cp,
 					       net->z[ki], net->yhat[ki],
 					       net->kden[ik], net->gz[ki], lo,
 					       hi)) {
@@ -644,7 +671,7 @@ static void SFX(kaf_backward)(struct NET *net)
 		for (int s = 0; s < c; s++)
 			net->gz[(size_t)k * net->n +
 				net->calc[net->ord[k * c + s]]] +=
-				net->gzc[k * c + s];
+				net->gzc[k * cp + s];
 	net->grad[net->np - 1] = gh;
 }
 

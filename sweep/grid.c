@@ -294,43 +294,100 @@ int kaf_grid_preset(struct kaf_grid *g, const char *name,
 	return rc;
 }
 
+/* One line of a spec (modified in place); source names it in errors. */
+static int spec_line(struct kaf_grid *g, char *line, const char *what,
+		     struct kaf_error *err)
+{
+	char *hash = strchr(line, '#'), *body, *eq;
+
+	if (hash)
+		*hash = '\0';
+	body = trim(line);
+	if (*body == '\0')
+		return KAF_OK;
+	eq = strchr(body, '=');
+	if (!eq)
+		return kaf_error_set(err, KAF_EINVAL, "%s: \"%s\" is not of "
+				     "the form axis = v1, v2", what, body);
+	*eq = '\0';
+	return assign(g, body, eq + 1, what, err);
+}
+
+int kaf_grid_parse_spec(struct kaf_grid *g, const char *text, size_t len,
+			const char *source, struct kaf_error *err)
+{
+	char what[512];
+	int lineno = 0, rc = KAF_OK;
+	size_t at = 0;
+
+	while (rc == KAF_OK && at < len) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - text - at) : len - at;
+		char *line;
+
+		snprintf(what, sizeof(what), "%s:%d", source, ++lineno);
+		if (n > KAF_GRID_MAX_LINE)
+			return kaf_error_set(err, KAF_EINVAL, "%s: line longer "
+					     "than %d bytes", what,
+					     KAF_GRID_MAX_LINE);
+		if (memchr(text + at, '\0', n))
+			return kaf_error_set(err, KAF_EINVAL, "%s: NUL byte in "
+					     "a text file", what);
+		line = malloc(n + 1);
+		if (!line)
+			return kaf_error_set(err, KAF_ENOMEM, "out of memory");
+		memcpy(line, text + at, n);
+		line[n] = '\0';
+		rc = spec_line(g, line, what, err);
+		free(line);
+		at += n + 1;
+	}
+	return rc;
+}
+
 int kaf_grid_load_spec(struct kaf_grid *g, const char *path,
 		       struct kaf_error *err)
 {
-	FILE *fp = fopen(path, "r");
-	char line[8192], what[512];
-	int lineno = 0, rc = KAF_OK;
+	FILE *fp = fopen(path, "rb");
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
 
 	if (!fp)
 		return kaf_error_set(err, KAF_EIO, "spec file %s: %s", path,
 				     strerror(errno));
-	while (rc == KAF_OK && fgets(line, sizeof(line), fp)) {
-		char *hash = strchr(line, '#'), *body, *eq;
+	for (;;) {
+		if (len == cap) {
+			char *more;
 
-		lineno++;
-		snprintf(what, sizeof(what), "%s:%d", path, lineno);
-		if (!strchr(line, '\n') && !feof(fp)) {
-			rc = kaf_error_set(err, KAF_EINVAL, "%s: line longer "
-					   "than %zu bytes", what,
-					   sizeof(line) - 2);
-			break;
+			cap = cap ? 2 * cap : 4096;
+			if (cap > KAF_GRID_MAX_SPEC) {
+				fclose(fp);
+				free(text);
+				return kaf_error_set(err, KAF_EINVAL, "spec file "
+						     "%s: larger than %d bytes",
+						     path, KAF_GRID_MAX_SPEC);
+			}
+			more = realloc(text, cap);
+			if (!more) {
+				fclose(fp);
+				free(text);
+				return kaf_error_set(err, KAF_ENOMEM,
+						     "out of memory");
+			}
+			text = more;
 		}
-		if (hash)
-			*hash = '\0';
-		body = trim(line);
-		if (*body == '\0')
-			continue;
-		eq = strchr(body, '=');
-		if (!eq) {
-			rc = kaf_error_set(err, KAF_EINVAL, "%s: \"%s\" is not "
-					   "of the form axis = v1, v2", what,
-					   body);
+		size_t got = fread(text + len, 1, cap - len, fp);
+
+		len += got;
+		if (got == 0)
 			break;
-		}
-		*eq = '\0';
-		rc = assign(g, body, eq + 1, what, err);
 	}
+	rc = ferror(fp) ? kaf_error_set(err, KAF_EIO, "spec file %s: read "
+					"error", path)
+			: kaf_grid_parse_spec(g, text, len, path, err);
 	fclose(fp);
+	free(text);
 	return rc;
 }
 

@@ -19,6 +19,7 @@
 #define KAF_GRID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -55,6 +56,8 @@ extern const char *const kaf_seeding_names[KAF_SEEDING_COUNT];
 #define KAF_GRID_MAX_VALUES 256
 #define KAF_GRID_MAX_CELLS 1000000L
 #define KAF_GRID_MAX_RUNS 100000000L
+#define KAF_GRID_MAX_LINE 65536        /* bytes in one spec line */
+#define KAF_GRID_MAX_SPEC (1 << 24)    /* bytes in a spec file */
 
 struct kaf_axis_values {
 	int count;
@@ -92,7 +95,14 @@ int kaf_grid_preset(struct kaf_grid *g, const char *name,
 int kaf_grid_set(struct kaf_grid *g, const char *assignment,
 		 const char *what, struct kaf_error *err);
 
-/* Read a spec file: `axis = v1, v2` per line, `#` comments, blanks. */
+/*
+ * Parse spec text: `axis = v1, v2` per line (also runs, seed, seeding),
+ * `#` starts a comment, blank lines are skipped. Errors name source:line.
+ */
+int kaf_grid_parse_spec(struct kaf_grid *g, const char *text, size_t len,
+			const char *source, struct kaf_error *err);
+
+/* Read a spec file and parse it as above; KAF_EIO if unreadable. */
 int kaf_grid_load_spec(struct kaf_grid *g, const char *path,
 		       struct kaf_error *err);
 
