@@ -247,6 +247,11 @@ static int parse_header(struct parser *ps, struct span line)
 				     "%s:1: header holds a NUL byte",
 				     ps->source);
 	for (;;) {
+		if (ps->ncols == KAF_DATA_MAX_COLUMNS)
+			return kaf_error_set(ps->err, KAF_EINVAL,
+					     "%s:1: header has more than %d "
+					     "columns", ps->source,
+					     KAF_DATA_MAX_COLUMNS);
 		if ((size_t)ps->ncols == ps->names_cap) {
 			rc = grow_names(ps);
 			if (rc)
@@ -712,7 +717,8 @@ int kaf_dataset_parse_csv(const char *text, size_t len, const char *source,
 
 /*
  * Read in growing chunks rather than trusting a size from stat or ftell,
- * which pipes and /proc files do not report.
+ * which pipes and /proc files do not report. The buffer stops one byte
+ * past KAF_DATA_MAX_BYTES: holding that byte means the file is too big.
  */
 static int read_file(const char *path, char **text, size_t *len,
 		     struct kaf_error *err)
@@ -726,10 +732,14 @@ static int read_file(const char *path, char **text, size_t *len,
 		return kaf_error_set(err, KAF_EIO, "%s: cannot open: %s", path,
 				     strerror(errno));
 	do {
+		if (n > KAF_DATA_MAX_BYTES)
+			break;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 65536;
-			bigger = cap > n ? realloc(buf, cap) : NULL;
-			if (!bigger) {   /* realloc failed or cap wrapped */
+			if (cap > KAF_DATA_MAX_BYTES)
+				cap = KAF_DATA_MAX_BYTES + 1;
+			bigger = realloc(buf, cap);
+			if (!bigger) {
 				rc = kaf_error_set(err, KAF_ENOMEM,
 						   "%s: out of memory", path);
 				break;
@@ -738,6 +748,10 @@ static int read_file(const char *path, char **text, size_t *len,
 		}
 		n += fread(buf + n, 1, cap - n, f);
 	} while (!feof(f) && !ferror(f));
+	if (!rc && n > KAF_DATA_MAX_BYTES)
+		rc = kaf_error_set(err, KAF_EINVAL, "%s: larger than %zu MiB, "
+				   "the limit for a CSV file", path,
+				   KAF_DATA_MAX_BYTES >> 20);
 	if (!rc && ferror(f))
 		rc = kaf_error_set(err, KAF_EIO, "%s: cannot read: %s", path,
 				   strerror(errno));

@@ -28,6 +28,17 @@
  */
 #define KAF_DATA_MAX_CLASSES 256
 
+/*
+ * Most columns and bytes a CSV file may have. The parser keeps every cell
+ * as a double and a network's weights grow with the columns, so without
+ * them a 2-million-column header or an endless stream (a FIFO, /dev/zero)
+ * takes memory until the machine gives out. A file at the byte limit
+ * costs at most about 1 GB; the largest built-in set, digits, has 65
+ * columns in 270 kB.
+ */
+#define KAF_DATA_MAX_COLUMNS 100000
+#define KAF_DATA_MAX_BYTES ((size_t)64 << 20)
+
 enum kaf_task {
 	KAF_TASK_CLASSIFICATION,
 	KAF_TASK_REGRESSION,
@@ -56,13 +67,17 @@ struct kaf_dataset {
  * non-numeric cell, target column missing, non-integer class label,
  * fewer than two classes.
  * Also KAF_EINVAL: duplicate or empty column name, a blank line with rows
- * after it, no feature column, more than KAF_DATA_MAX_CLASSES classes.
+ * after it, no feature column, more than KAF_DATA_MAX_CLASSES classes,
+ * more than KAF_DATA_MAX_COLUMNS columns.
  */
 int kaf_dataset_parse_csv(const char *text, size_t len, const char *source,
 			  const char *target, enum kaf_task task,
 			  struct kaf_dataset **out, struct kaf_error *err);
 
-/* Read path and parse it as above; KAF_EIO if it cannot be read. */
+/*
+ * Read path and parse it as above; KAF_EIO if it cannot be read,
+ * KAF_EINVAL if it holds more than KAF_DATA_MAX_BYTES.
+ */
 int kaf_dataset_load_csv(const char *path, const char *target,
 			 enum kaf_task task, struct kaf_dataset **out,
 			 struct kaf_error *err);

@@ -877,10 +877,95 @@ static double SFX(grad_norm)(const struct NET *net, bool *finite)
 	return sqrt(s);
 }
 
-/* One step; returns the cause if it diverged, else KAF_CAUSE_NONE. */
+/* ---- link snapshots ---- */
+
+/* Storage for one snapshot, allocated once per run. */
+struct SFX(link_buf) {
+	struct kaf_link link;
+	double *mem;            /* z, yhat (e, points); calc z, y (e, c) */
+	bool taken;
+};
+
+static int SFX(link_alloc)(struct SFX(link_buf) *lb, const struct NET *net,
+			   int points)
+{
+	size_t e = (size_t)net->e, c = (size_t)net->c, p = (size_t)points;
+
+	lb->mem = malloc(sizeof(double) * (2 * e * p + 2 * e * c));
+	if (!lb->mem)
+		return KAF_ENOMEM;
+	lb->link = (struct kaf_link){
+		.e = net->e, .points = points, .c = net->c, .z = lb->mem,
+		.yhat = lb->mem + e * p, .calc_z = lb->mem + 2 * e * p,
+		.calc_y = lb->mem + 2 * e * p + e * c,
+	};
+	return KAF_OK;
+}
+
+/* y_hat at query z from the calc column k, in the stable form. */
+static double SFX(link_at)(const struct NET *net, int k, double zq)
+{
+	const T *zs = net->zc + (size_t)k * net->cp;
+	const T *ys = net->yc + (size_t)k * net->cp;
+	double h = *net->h, top = -INFINITY, num = 0, den = 0;
+
+	for (int j = 0; j < net->c; j++) {
+		double u = ((double)zs[j] - zq) / h;
+
+		top = fmax(top, -u * u / 2);
+	}
+	for (int j = 0; j < net->c; j++) {
+		double u = ((double)zs[j] - zq) / h;
+		double w = exp(-u * u / 2 - top);
+
+		num += w * (double)ys[j];
+		den += w;
+	}
+	return num / den;
+}
+
+/* The link of the forward pass just made, over the training z range. */
+static void SFX(link_take)(const struct NET *net, struct SFX(link_buf) *lb,
+			   int epoch)
+{
+	struct kaf_link *lk = &lb->link;
+	double *z = lb->mem, *yh = lb->mem + (size_t)net->e * lk->points;
+	double *cz = (double *)lk->calc_z, *cy = (double *)lk->calc_y;
+
+	lk->epoch = epoch;
+	lk->h = *net->h;
+	for (int k = 0; k < net->e; k++) {
+		const T *zk = net->z + (size_t)k * net->n;
+		double lo = INFINITY, hi = -INFINITY;
+
+		for (int i = 0; i < net->n; i++) {
+			lo = fmin(lo, (double)zk[i]);
+			hi = fmax(hi, (double)zk[i]);
+		}
+		for (int q = 0; q < lk->points; q++) {
+			size_t at = (size_t)k * lk->points + q;
+
+			z[at] = lo + (hi - lo) * q / (lk->points - 1);
+			yh[at] = SFX(link_at)(net, k, z[at]);
+		}
+		for (int j = 0; j < net->c; j++) {
+			cz[(size_t)k * net->c + j] =
+				net->zc[(size_t)k * net->cp + j];
+			cy[(size_t)k * net->c + j] =
+				net->yc[(size_t)k * net->cp + j];
+		}
+	}
+	lb->taken = true;
+}
+
+/*
+ * One step; returns the cause if it diverged, else KAF_CAUSE_NONE. With
+ * lb, the link of this step's forward pass is kept there.
+ */
 static enum kaf_cause SFX(step)(struct NET *net,
 				const struct kaf_config *cfg,
-				struct kaf_epoch *ep, struct kaf_result *res)
+				struct kaf_epoch *ep, struct kaf_result *res,
+				struct SFX(link_buf) *lb)
 {
 	T mse;
 	T loss = SFX(train_forward)(net, &mse);
@@ -891,6 +976,8 @@ static enum kaf_cause SFX(step)(struct NET *net,
 	if (!isfinite(loss))
 		return net->zero_den > 0 ? KAF_CAUSE_KERNEL_UNDERFLOW
 					 : KAF_CAUSE_NONFINITE_LOSS;
+	if (lb)
+		SFX(link_take)(net, lb, ep->epoch);
 	SFX(train_backward)(net);
 	ep->grad_norm = SFX(grad_norm)(net, &finite);
 	if (ep->grad_norm > res->max_grad_norm || !finite)
@@ -923,15 +1010,29 @@ int SFX(kaf_engine_train)(const struct kaf_plan *plan,
 	struct NET *net = SFX(net_create)(plan, cfg->activation, cfg->kernel,
 					  cfg->reg, cfg->lambda);
 	int every = hooks ? hooks->eval_every : 0;
+	int links = hooks && hooks->on_link && cfg->activation == KAF_ACT_KAF ?
+		    hooks->link_every : 0;
+	struct SFX(link_buf) lb = {0};
 	int stop = 0;
 
-	if (!net)
+	if (!net || (links > 0 &&
+		     SFX(link_alloc)(&lb, net, hooks->link_points > 1 ?
+				     hooks->link_points : 101))) {
+		free(net);
 		return kaf_error_set(err, KAF_ENOMEM,
 				     "out of memory for a network of %d rows",
 				     plan->n);
+	}
 	for (int s = 0; s < cfg->epochs && !stop; s++) {
 		struct kaf_epoch ep = {.epoch = s, .val_loss = NAN};
-		enum kaf_cause cause = SFX(step)(net, cfg, &ep, res);
+		bool snap = links > 0 && (s % links == 0 ||
+					  s + 1 == cfg->epochs);
+		enum kaf_cause cause;
+
+		lb.taken = false;
+		cause = SFX(step)(net, cfg, &ep, res, snap ? &lb : NULL);
+		if (lb.taken)
+			stop |= hooks->on_link(hooks->ctx, &lb.link);
 
 		res->steps = s + 1;
 		res->train_loss = ep.train_loss;
@@ -944,12 +1045,13 @@ int SFX(kaf_engine_train)(const struct kaf_plan *plan,
 		if (every > 0 && (s % every == 0 || s + 1 == cfg->epochs ||
 				  res->diverged)) {
 			ep.val_loss = SFX(evaluate)(net).mse;
-			stop = hooks->on_epoch(hooks->ctx, &ep);
+			stop |= hooks->on_epoch(hooks->ctx, &ep);
 		}
 		if (res->diverged)
 			break;
 	}
 	SFX(finish)(net, res);
+	free(lb.mem);
 	free(net);
 	return KAF_OK;
 }

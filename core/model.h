@@ -160,13 +160,37 @@ struct kaf_epoch {
 };
 
 /*
+ * A snapshot of the learned K-AF link y_hat_k(z) at one step: for every
+ * output k, the link on `points` values of z evenly spanning the range
+ * the training rows reach, and the calc rows (z_j, y_j) that define it.
+ * It is the link of that step's forward pass (before its update), always
+ * evaluated in the stable form, which equals the naive one wherever that
+ * is finite and is defined where a naive row would be 0/0. Arrays belong
+ * to the engine and live until the callback returns.
+ */
+struct kaf_link {
+	int epoch;              /* 0-based step */
+	int e, points, c;
+	double h;
+	const double *z;        /* (e, points) */
+	const double *yhat;     /* (e, points) */
+	const double *calc_z;   /* (e, c) */
+	const double *calc_y;   /* (e, c) */
+};
+
+/*
  * Optional observers. on_epoch is called every eval_every steps (and at
  * the last step) with the validation loss evaluated; eval_every 0 means
- * only the final evaluation is done. A non-zero return stops the run.
+ * only the final evaluation is done. on_link is called every link_every
+ * steps and at the last step, for K-AF runs. A non-zero return from
+ * either stops the run.
  */
 struct kaf_hooks {
 	int eval_every;
 	int (*on_epoch)(void *ctx, const struct kaf_epoch *ep);
+	int link_every;
+	int link_points;        /* 0: 101 */
+	int (*on_link)(void *ctx, const struct kaf_link *link);
 	void *ctx;
 };
 

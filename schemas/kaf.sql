@@ -22,7 +22,7 @@ CREATE TABLE sweep (
     preset        TEXT,                  -- 'exp3', ... or NULL
     seed          INTEGER NOT NULL,
     seeding       TEXT NOT NULL CHECK (seeding IN ('paired', 'independent')),
-    runs_per_cell INTEGER NOT NULL,      -- largest ever requested
+    runs_per_cell INTEGER NOT NULL,      -- largest of the cells' runs
     kaf_version   TEXT NOT NULL,
     host          TEXT NOT NULL,
     threads       INTEGER NOT NULL,      -- of the latest invocation
@@ -35,6 +35,8 @@ CREATE TABLE cell (
     cell_id     INTEGER PRIMARY KEY,
     sweep_id    INTEGER NOT NULL REFERENCES sweep (sweep_id),
     cell_index  INTEGER NOT NULL,        -- position in the grid order
+    block       TEXT NOT NULL,           -- [section] of the spec, or ''
+    target_runs INTEGER NOT NULL,        -- replicates requested
     dataset     TEXT NOT NULL,
     activation  TEXT NOT NULL,
     kernel      TEXT NOT NULL,           -- 'naive' or 'stable' (K-AF only)
@@ -87,22 +89,59 @@ CREATE TABLE trace (
     PRIMARY KEY (cell_id, replicate, epoch)
 ) WITHOUT ROWID;
 
--- Per cell: runs, divergences, rate and its Wilson 95 % interval
+-- Snapshots of the learned K-AF link of runs whose sweep asked for them
+-- (experiment 2): one frame per snapshot step, the link y_hat_k(z) on a
+-- grid of z spanning the range the training rows reached, and the calc
+-- rows (z_j, y_j) that define it. The link is evaluated in the stable
+-- form, equal to the naive one wherever that is finite.
+CREATE TABLE link_frame (
+    cell_id    INTEGER NOT NULL,
+    replicate  INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL,         -- 0-based step
+    bandwidth  REAL,                     -- h of that step
+    PRIMARY KEY (cell_id, replicate, epoch)
+) WITHOUT ROWID;
+
+CREATE TABLE link_point (
+    cell_id    INTEGER NOT NULL,
+    replicate  INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL,
+    output     INTEGER NOT NULL,         -- k, 0-based
+    point      INTEGER NOT NULL,         -- 0 .. points - 1, z ascending
+    z          REAL,
+    yhat       REAL,
+    PRIMARY KEY (cell_id, replicate, epoch, output, point)
+) WITHOUT ROWID;
+
+CREATE TABLE link_calc (
+    cell_id    INTEGER NOT NULL,
+    replicate  INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL,
+    output     INTEGER NOT NULL,
+    j          INTEGER NOT NULL,         -- calc row, in z order
+    z          REAL,
+    y          REAL,
+    PRIMARY KEY (cell_id, replicate, epoch, output, j)
+) WITHOUT ROWID;
+
+-- Per cell: runs stored, divergences, rate and its Wilson 95 % interval
 -- (z = 1.959963984540054).
 CREATE VIEW cell_summary AS
 WITH counts AS (
-    SELECT c.*, count(r.replicate) AS runs,
+    SELECT c.*, count(r.replicate) AS stored,
            coalesce(sum(r.diverged), 0) AS diverged
     FROM cell AS c LEFT JOIN run AS r ON r.cell_id = c.cell_id
     GROUP BY c.cell_id
 ), rates AS (
-    SELECT *, CASE WHEN runs > 0 THEN 1.0 * diverged / runs END AS rate,
+    SELECT *, stored AS runs,
+           CASE WHEN stored > 0 THEN 1.0 * diverged / stored END AS rate,
            3.841458820694124 AS z2
     FROM counts
 )
-SELECT sweep_id, cell_id, cell_index, dataset, activation, kernel,
+SELECT sweep_id, cell_id, cell_index, block, dataset, activation, kernel,
        precision, init, reg, lambda, opt, lr, epochs, hidden, calc_num,
-       standardize, grad_limit, bandwidth, runs, diverged, rate,
+       standardize, grad_limit, bandwidth, target_runs, runs, diverged,
+       rate,
        CASE WHEN runs > 0 THEN
            max(0.0, (rate + z2 / (2 * runs) - sqrt(z2) *
                      sqrt(rate * (1 - rate) / runs +

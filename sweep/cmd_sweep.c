@@ -137,13 +137,14 @@ static int parse_args(int argc, char **argv, struct sweep_opts *o,
 		if ((rc = kaf_grid_set(&o->grid, set, what, err)))
 			return rc;
 	}
-	if (kaf_grid_cells(&o->grid) > KAF_GRID_MAX_CELLS)
-		return kaf_error_set(err, KAF_EINVAL, "the grid has more than "
-				     "%ld cells", KAF_GRID_MAX_CELLS);
-	if (kaf_grid_cells(&o->grid) * o->grid.runs > 4000000000L)
+	if (kaf_grid_cells(&o->grid) * kaf_grid_max_runs(&o->grid) >
+	    4000000000L)
 		return kaf_error_set(err, KAF_EINVAL, "%ld cells x %ld runs "
 				     "is more than 4e9 runs",
-				     kaf_grid_cells(&o->grid), o->grid.runs);
+				     kaf_grid_cells(&o->grid),
+				     kaf_grid_max_runs(&o->grid));
+	if (o->trace)
+		o->grid.trace = true;
 	return KAF_OK;
 }
 
@@ -211,7 +212,7 @@ static void print_summary(struct kaf_store *st, int64_t sweep_id,
 	sqlite3_bind_int64(stmt, 1, sweep_id);
 	printf("%4s", "rank");
 	for (int a = 0; a < KAF_AXIS_COUNT; a++)
-		if (g->axes[a].count > 1)
+		if (kaf_grid_varies(g, (enum kaf_axis)a))
 			printf("  %-16s", kaf_axis_names[a]);
 	printf("  %6s %8s %9s  %s\n", "runs", "diverged", "rate",
 	       "95% interval");
@@ -220,7 +221,7 @@ static void print_summary(struct kaf_store *st, int64_t sweep_id,
 
 		printf("%4d", sqlite3_column_int(stmt, 0));
 		for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-			if (g->axes[a].count < 2)
+			if (!kaf_grid_varies(g, (enum kaf_axis)a))
 				continue;
 			for (int c = 0; c < cols; c++)
 				if (!strcmp(sqlite3_column_name(stmt, c),
@@ -274,7 +275,8 @@ static int run_sweep(struct sweep_opts *o, const struct kaf_dataset **ds,
 	struct kaf_runner_opts ro = {
 		.threads = (int)o->threads,
 		.progress = !o->quiet && isatty(STDERR_FILENO),
-		.trace = o->trace,
+		.trace = o->grid.trace,
+		.link_every = o->grid.link_every,
 	};
 	int64_t sweep_id;
 	bool resumed;
@@ -287,9 +289,9 @@ static int run_sweep(struct sweep_opts *o, const struct kaf_dataset **ds,
 		kaf_store_close(st);
 		return rc == KAF_ENOMEM ? 1 : KAF_EXIT_USAGE;
 	}
-	kaf_log_info("sweep %lld in %s: %ld cells x %ld runs, %d threads%s",
+	kaf_log_info("sweep %lld in %s: %ld cells, %ld runs, %d threads%s",
 		     (long long)sweep_id, o->db, kaf_grid_cells(&o->grid),
-		     o->grid.runs, ro.threads,
+		     kaf_grid_total_runs(&o->grid), ro.threads,
 		     resumed ? ", continuing" : "");
 	catch_signals();
 	rc = kaf_runner_run(st, &o->grid, ds, &ro, &stats, err);

@@ -1,6 +1,7 @@
 #include "grid.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,56 @@ static const char *const exp3_axes[KAF_AXIS_COUNT] = {
 	[KAF_AXIS_BANDWIDTH] = "1.5",
 };
 
-static const char *const preset_names[] = {"exp3"};
+static const char *const preset_names[] = {"exp1", "exp2", "exp3"};
+
+/*
+ * Experiment 1: every activation (K-AF in both evaluations) on the five
+ * datasets in two settings each, exp_num runs per cell, traces kept.
+ */
+static const char exp1_spec[] =
+	"activation = linear, relu, sigmoid, tanh, swish, mish, kaf\n"
+	"kernel = naive, stable\n"
+	"reg = none\n"
+	"init = kaiming_uniform\n"
+	"opt = sgd\n"
+	"[iris/1]\ndataset = iris\nhidden = 4\nlr = 1e-1\n"
+	"epochs = 1000\nruns = 3\ncalc_num = 30\n"
+	"[iris/2]\ndataset = iris\nhidden = 4\nlr = 1e-2\n"
+	"epochs = 1000\nruns = 3\ncalc_num = 30\n"
+	"[digits/1]\ndataset = digits\nhidden = 100\nlr = 1e-2\n"
+	"epochs = 2000\nruns = 3\ncalc_num = 36\n"
+	"[digits/2]\ndataset = digits\nhidden = 100\nlr = 1e-3\n"
+	"epochs = 10000\nruns = 3\ncalc_num = 36\n"
+	"[wine/1]\ndataset = wine\nhidden = 40\nlr = 1e-3\n"
+	"epochs = 3000\nruns = 3\ncalc_num = 27\n"
+	"[wine/2]\ndataset = wine\nhidden = 40\nlr = 1e-4\nopt = adam\n"
+	"epochs = 3000\nruns = 3\ncalc_num = 36\n"
+	"[boston/1]\ndataset = boston\nhidden = 20\nlr = 1e-5\n"
+	"epochs = 1000\nruns = 5\ncalc_num = 26\n"
+	"[boston/2]\ndataset = boston\nhidden = 20\nlr = 1e-5\n"
+	"init = xavier_uniform\nopt = adam\nepochs = 1000\nruns = 5\n"
+	"calc_num = 26\n"
+	"[breast_cancer/1]\ndataset = breast_cancer\nhidden = 30\n"
+	"lr = 1e-3\nepochs = 1000\nruns = 5\ncalc_num = 29\n"
+	"[breast_cancer/2]\ndataset = breast_cancer\nhidden = 30\n"
+	"lr = 1e-3\nepochs = 1000\nruns = 5\ncalc_num = 285\n";
+
+/*
+ * Experiment 2: K-AF alone, one run per dataset, the link snapshotted.
+ * The stable evaluation equals the naive one wherever that is finite and
+ * keeps the picture when a naive row would be 0/0.
+ */
+static const char exp2_spec[] =
+	"activation = kaf\nkernel = stable\nopt = sgd\n"
+	"init = kaiming_uniform\nreg = none\nepochs = 1000\nruns = 1\n"
+	"[iris]\ndataset = iris\nlr = 1e-1\nhidden = 4\ncalc_num = 30\n"
+	"[digits]\ndataset = digits\nlr = 1e-1\nhidden = 100\n"
+	"calc_num = 36\n"
+	"[wine]\ndataset = wine\nlr = 1e-2\nhidden = 40\ncalc_num = 36\n"
+	"[boston]\ndataset = boston\nlr = 1e-5\nhidden = 20\n"
+	"calc_num = 26\n"
+	"[breast_cancer]\ndataset = breast_cancer\nlr = 1e-2\n"
+	"hidden = 30\ncalc_num = 285\n";
 
 /* ---- values ---- */
 
@@ -49,10 +99,47 @@ static void axis_clear(struct kaf_axis_values *av)
 	av->count = 0;
 }
 
-void kaf_grid_finish(struct kaf_grid *g)
+static void block_clear(struct kaf_block *b)
 {
 	for (int a = 0; a < KAF_AXIS_COUNT; a++)
-		axis_clear(&g->axes[a]);
+		axis_clear(&b->axes[a]);
+}
+
+static void blocks_clear(struct kaf_grid *g)
+{
+	for (int i = 0; i < g->n_blocks; i++)
+		block_clear(&g->blocks[i]);
+	free(g->blocks);
+	g->blocks = NULL;
+	g->n_blocks = 0;
+}
+
+void kaf_grid_finish(struct kaf_grid *g)
+{
+	block_clear(&g->base);
+	blocks_clear(g);
+	free(g->cells);
+	g->cells = NULL;
+	g->n_cells = 0;
+}
+
+/* A deep copy of src into dst (which holds nothing). */
+static int block_copy(struct kaf_block *dst, const struct kaf_block *src,
+		      struct kaf_error *err)
+{
+	*dst = *src;
+	for (int a = 0; a < KAF_AXIS_COUNT; a++)
+		for (int i = 0; i < src->axes[a].count; i++)
+			dst->axes[a].values[i] = NULL;
+	for (int a = 0; a < KAF_AXIS_COUNT; a++)
+		for (int i = 0; i < src->axes[a].count; i++)
+			if (!(dst->axes[a].values[i] =
+			      strdup(src->axes[a].values[i]))) {
+				block_clear(dst);
+				return kaf_error_set(err, KAF_ENOMEM,
+						     "out of memory");
+			}
+	return KAF_OK;
 }
 
 /* Shortest text that reads back as exactly v. */
@@ -63,14 +150,6 @@ static void format_number(double v, char *buf, size_t size)
 		if (strtod(buf, NULL) == v)
 			return;
 	}
-}
-
-static int find_axis(const char *name)
-{
-	for (int a = 0; a < KAF_AXIS_COUNT; a++)
-		if (!strcmp(kaf_axis_names[a], name))
-			return a;
-	return -1;
 }
 
 /*
@@ -165,13 +244,13 @@ static int add_value(struct kaf_axis_values *av, int a, char *tok,
 	return KAF_OK;
 }
 
-/* Replace axis a by the comma-separated list (modified in place). */
-static int set_axis_list(struct kaf_grid *g, int a, char *list,
-			 const char *what, struct kaf_error *err)
+/* Parse a comma-separated list (modified in place) into fresh values. */
+static int parse_list(int a, char *list, const char *what,
+		      struct kaf_axis_values *fresh, struct kaf_error *err)
 {
-	struct kaf_axis_values fresh = {0};
 	int rc = KAF_OK;
 
+	memset(fresh, 0, sizeof(*fresh));
 	if (*trim(list) == '\0')
 		rc = kaf_error_set(err, KAF_EINVAL, "%s: axis %s has no values",
 				   what, kaf_axis_names[a]);
@@ -180,35 +259,131 @@ static int set_axis_list(struct kaf_grid *g, int a, char *list,
 
 		if (comma)
 			*comma = '\0';
-		rc = add_value(&fresh, a, list, what, err);
+		rc = add_value(fresh, a, list, what, err);
 		list = comma ? comma + 1 : NULL;
 	}
-	if (rc) {
-		axis_clear(&fresh);
-		return rc;
+	if (rc)
+		axis_clear(fresh);
+	return rc;
+}
+
+/* Put a copy of values into axis a of block b. */
+static int put_axis(struct kaf_block *b, int a,
+		    const struct kaf_axis_values *values, struct kaf_error *err)
+{
+	struct kaf_axis_values copy = {0};
+
+	for (int i = 0; i < values->count; i++) {
+		copy.values[i] = strdup(values->values[i]);
+		if (!copy.values[i]) {
+			axis_clear(&copy);
+			return kaf_error_set(err, KAF_ENOMEM, "out of memory");
+		}
+		copy.count++;
 	}
-	axis_clear(&g->axes[a]);
-	g->axes[a] = fresh;
+	axis_clear(&b->axes[a]);
+	b->axes[a] = copy;
 	return KAF_OK;
 }
 
-/* ---- the keys that are not axes ---- */
+/* ---- the cells ---- */
 
-static int set_key(struct kaf_grid *g, const char *key, char *value,
-		   const char *what, struct kaf_error *err)
+static long block_size(const struct kaf_block *b)
+{
+	long n = 1;
+
+	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+		n *= b->axes[a].count;
+		if (n > KAF_GRID_MAX_CELLS)
+			return KAF_GRID_MAX_CELLS + 1;
+	}
+	return n;
+}
+
+static int block_value_index(const struct kaf_block *b, long index, int a)
+{
+	for (int x = KAF_AXIS_COUNT - 1; x > a; x--)
+		index /= b->axes[x].count;
+	return (int)(index % b->axes[a].count);
+}
+
+/* The K-AF-only axes keep their first value for other activations. */
+static bool redundant(const struct kaf_block *b, long index)
+{
+	int act = block_value_index(b, index, KAF_AXIS_ACTIVATION);
+
+	if (!strcmp(b->axes[KAF_AXIS_ACTIVATION].values[act], "kaf"))
+		return false;
+	return block_value_index(b, index, KAF_AXIS_KERNEL) != 0 ||
+	       block_value_index(b, index, KAF_AXIS_CALC_NUM) != 0 ||
+	       block_value_index(b, index, KAF_AXIS_BANDWIDTH) != 0;
+}
+
+static const struct kaf_block *block_of(const struct kaf_grid *g, int i)
+{
+	return g->n_blocks ? &g->blocks[i] : &g->base;
+}
+
+/* Enumerate the cells again after a change. */
+static int rebuild(struct kaf_grid *g, struct kaf_error *err)
+{
+	int nb = g->n_blocks ? g->n_blocks : 1;
+	long total = 0, k = 0;
+	struct kaf_cell_ref *cells;
+
+	for (int i = 0; i < nb; i++) {
+		total += block_size(block_of(g, i));
+		if (total > KAF_GRID_MAX_CELLS)
+			return kaf_error_set(err, KAF_EINVAL, "the grid has more "
+					     "than %ld cells",
+					     KAF_GRID_MAX_CELLS);
+	}
+	cells = malloc(sizeof(*cells) * (size_t)(total ? total : 1));
+	if (!cells)
+		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
+	for (int i = 0; i < nb; i++) {
+		const struct kaf_block *b = block_of(g, i);
+		long n = block_size(b);
+
+		for (long j = 0; j < n; j++)
+			if (!redundant(b, j))
+				cells[k++] = (struct kaf_cell_ref){i, j};
+	}
+	free(g->cells);
+	g->cells = cells;
+	g->n_cells = k;
+	return KAF_OK;
+}
+
+/* ---- assignments ---- */
+
+static int set_key(struct kaf_grid *g, struct kaf_block *only,
+		   const char *key, char *value, const char *what,
+		   struct kaf_error *err)
 {
 	char where[160];
-	long runs;
-	int s;
+	long n;
+	int s, rc;
 
 	snprintf(where, sizeof(where), "%s: %s", what, key);
 	value = trim(value);
 	if (!strcmp(key, "runs")) {
-		int rc = kaf_cli_int(value, where, 1, KAF_GRID_MAX_RUNS, &runs,
-				     err);
-
+		rc = kaf_cli_int(value, where, 1, KAF_GRID_MAX_RUNS, &n, err);
+		if (rc)
+			return rc;
+		if (only) {
+			only->runs = n;
+			return KAF_OK;
+		}
+		g->base.runs = n;
+		for (int i = 0; i < g->n_blocks; i++)
+			g->blocks[i].runs = n;
+		return KAF_OK;
+	}
+	if (!strcmp(key, "link_every")) {
+		rc = kaf_cli_int(value, where, 0, 1000000000, &n, err);
 		if (rc == KAF_OK)
-			g->runs = runs;
+			g->link_every = (int)n;
 		return rc;
 	}
 	if (!strcmp(key, "seed"))
@@ -221,23 +396,44 @@ static int set_key(struct kaf_grid *g, const char *key, char *value,
 	return KAF_OK;
 }
 
-static int assign(struct kaf_grid *g, char *key, char *value,
-		  const char *what, struct kaf_error *err)
+static bool is_key(const char *key)
 {
+	return !strcmp(key, "runs") || !strcmp(key, "seed") ||
+	       !strcmp(key, "seeding") || !strcmp(key, "link_every");
+}
+
+/* key = value into one block (only) or into the base and every block. */
+static int assign(struct kaf_grid *g, struct kaf_block *only, char *key,
+		  char *value, const char *what, struct kaf_error *err)
+{
+	struct kaf_axis_values fresh;
 	char list[512] = "";
-	int a;
+	int a = -1, rc;
 
 	key = trim(key);
-	if (!strcmp(key, "runs") || !strcmp(key, "seed") ||
-	    !strcmp(key, "seeding"))
-		return set_key(g, key, value, what, err);
-	a = find_axis(key);
-	if (a >= 0)
-		return set_axis_list(g, a, value, what, err);
-	kaf_name_list(kaf_axis_names, KAF_AXIS_COUNT, list, sizeof(list));
-	return kaf_error_set(err, KAF_EINVAL, "%s: unknown axis \"%s\" "
-			     "(valid: %s; also runs, seed, seeding)", what,
-			     key, list);
+	if (is_key(key))
+		return set_key(g, only, key, value, what, err);
+	for (int x = 0; x < KAF_AXIS_COUNT; x++)
+		if (!strcmp(kaf_axis_names[x], key))
+			a = x;
+	if (a < 0) {
+		kaf_name_list(kaf_axis_names, KAF_AXIS_COUNT, list,
+			      sizeof(list));
+		return kaf_error_set(err, KAF_EINVAL, "%s: unknown axis "
+				     "\"%s\" (valid: %s; also runs, seed, "
+				     "seeding, link_every)", what, key, list);
+	}
+	rc = parse_list(a, value, what, &fresh, err);
+	if (rc)
+		return rc;
+	if (only)
+		rc = put_axis(only, a, &fresh, err);
+	else
+		rc = put_axis(&g->base, a, &fresh, err);
+	for (int i = 0; !only && rc == KAF_OK && i < g->n_blocks; i++)
+		rc = put_axis(&g->blocks[i], a, &fresh, err);
+	axis_clear(&fresh);
+	return rc;
 }
 
 int kaf_grid_set(struct kaf_grid *g, const char *assignment,
@@ -254,49 +450,78 @@ int kaf_grid_set(struct kaf_grid *g, const char *assignment,
 				   "form AXIS=V1,V2,...", what, assignment);
 	else {
 		*eq = '\0';
-		rc = assign(g, copy, eq + 1, what, err);
+		rc = assign(g, NULL, copy, eq + 1, what, err);
 	}
 	free(copy);
-	return rc;
+	return rc ? rc : rebuild(g, err);
 }
 
 int kaf_grid_init(struct kaf_grid *g, struct kaf_error *err)
 {
 	memset(g, 0, sizeof(*g));
-	g->runs = 1000;
+	g->base.runs = 1000;
 	g->seeding = KAF_SEEDING_PAIRED;
 	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+		struct kaf_axis_values fresh;
 		char list[128];
 		int rc;
 
 		snprintf(list, sizeof(list), "%s", exp3_axes[a]);
-		rc = set_axis_list(g, a, list, "defaults", err);
+		rc = parse_list(a, list, "defaults", &fresh, err);
+		if (rc == KAF_OK)
+			g->base.axes[a] = fresh;
 		if (rc) {
 			kaf_grid_finish(g);
 			return rc;
 		}
 	}
+	return rebuild(g, err);
+}
+
+/* ---- spec text ---- */
+
+/* Start a block named by "[name]" (line modified in place). */
+static int start_block(struct kaf_grid *g, char *line, const char *what,
+		       bool *sectioned, struct kaf_error *err)
+{
+	char *name = trim(line + 1), *close = strchr(name, ']');
+	struct kaf_block *more;
+
+	if (!close || close[1] != '\0' || close == name)
+		return kaf_error_set(err, KAF_EINVAL, "%s: a section is "
+				     "written [name]", what);
+	*close = '\0';
+	if (strlen(name) >= sizeof(g->base.name))
+		return kaf_error_set(err, KAF_EINVAL, "%s: section name longer "
+				     "than %zu bytes", what,
+				     sizeof(g->base.name) - 1);
+	if (!*sectioned) {
+		/* The first section replaces any blocks of a preset. */
+		blocks_clear(g);
+		*sectioned = true;
+	}
+	for (int i = 0; i < g->n_blocks; i++)
+		if (!strcmp(g->blocks[i].name, name))
+			return kaf_error_set(err, KAF_EINVAL, "%s: section "
+					     "[%s] appears twice", what, name);
+	if (g->n_blocks == KAF_GRID_MAX_BLOCKS)
+		return kaf_error_set(err, KAF_EINVAL, "%s: more than %d "
+				     "sections", what, KAF_GRID_MAX_BLOCKS);
+	more = realloc(g->blocks, sizeof(*more) * (size_t)(g->n_blocks + 1));
+	if (!more)
+		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
+	g->blocks = more;
+	if (block_copy(&g->blocks[g->n_blocks], &g->base, err))
+		return KAF_ENOMEM;
+	snprintf(g->blocks[g->n_blocks].name, sizeof(g->base.name), "%s",
+		 name);
+	g->n_blocks++;
 	return KAF_OK;
 }
 
-int kaf_grid_preset(struct kaf_grid *g, const char *name,
-		    struct kaf_error *err)
-{
-	int p = kaf_name_parse(preset_names, 1, name, "--preset", err);
-	int rc;
-
-	if (p < 0)
-		return p;
-	kaf_grid_finish(g);
-	rc = kaf_grid_init(g, err);
-	if (rc == KAF_OK)
-		snprintf(g->preset, sizeof(g->preset), "%s", name);
-	return rc;
-}
-
-/* One line of a spec (modified in place); source names it in errors. */
+/* One line of a spec (modified in place); what names it in errors. */
 static int spec_line(struct kaf_grid *g, char *line, const char *what,
-		     struct kaf_error *err)
+		     bool *sectioned, struct kaf_error *err)
 {
 	char *hash = strchr(line, '#'), *body, *eq;
 
@@ -305,12 +530,15 @@ static int spec_line(struct kaf_grid *g, char *line, const char *what,
 	body = trim(line);
 	if (*body == '\0')
 		return KAF_OK;
+	if (*body == '[')
+		return start_block(g, body, what, sectioned, err);
 	eq = strchr(body, '=');
 	if (!eq)
 		return kaf_error_set(err, KAF_EINVAL, "%s: \"%s\" is not of "
 				     "the form axis = v1, v2", what, body);
 	*eq = '\0';
-	return assign(g, body, eq + 1, what, err);
+	return assign(g, *sectioned ? &g->blocks[g->n_blocks - 1] : NULL,
+		      body, eq + 1, what, err);
 }
 
 int kaf_grid_parse_spec(struct kaf_grid *g, const char *text, size_t len,
@@ -318,6 +546,7 @@ int kaf_grid_parse_spec(struct kaf_grid *g, const char *text, size_t len,
 {
 	char what[512];
 	int lineno = 0, rc = KAF_OK;
+	bool sectioned = false;
 	size_t at = 0;
 
 	while (rc == KAF_OK && at < len) {
@@ -338,11 +567,11 @@ int kaf_grid_parse_spec(struct kaf_grid *g, const char *text, size_t len,
 			return kaf_error_set(err, KAF_ENOMEM, "out of memory");
 		memcpy(line, text + at, n);
 		line[n] = '\0';
-		rc = spec_line(g, line, what, err);
+		rc = spec_line(g, line, what, &sectioned, err);
 		free(line);
 		at += n + 1;
 	}
-	return rc;
+	return rc ? rc : rebuild(g, err);
 }
 
 int kaf_grid_load_spec(struct kaf_grid *g, const char *path,
@@ -361,19 +590,14 @@ int kaf_grid_load_spec(struct kaf_grid *g, const char *path,
 			char *more;
 
 			cap = cap ? 2 * cap : 4096;
-			if (cap > KAF_GRID_MAX_SPEC) {
+			more = cap > KAF_GRID_MAX_SPEC ? NULL
+			       : realloc(text, cap);
+			if (!more) {
 				fclose(fp);
 				free(text);
 				return kaf_error_set(err, KAF_EINVAL, "spec file "
 						     "%s: larger than %d bytes",
 						     path, KAF_GRID_MAX_SPEC);
-			}
-			more = realloc(text, cap);
-			if (!more) {
-				fclose(fp);
-				free(text);
-				return kaf_error_set(err, KAF_ENOMEM,
-						     "out of memory");
 			}
 			text = more;
 		}
@@ -391,37 +615,81 @@ int kaf_grid_load_spec(struct kaf_grid *g, const char *path,
 	return rc;
 }
 
+int kaf_grid_preset(struct kaf_grid *g, const char *name,
+		    struct kaf_error *err)
+{
+	int p = kaf_name_parse(preset_names, 3, name, "--preset", err);
+	const char *spec = p == 0 ? exp1_spec : exp2_spec;
+	int rc;
+
+	if (p < 0)
+		return p;
+	kaf_grid_finish(g);
+	rc = kaf_grid_init(g, err);
+	if (rc == KAF_OK && p < 2)
+		rc = kaf_grid_parse_spec(g, spec, strlen(spec), name, err);
+	if (rc)
+		return rc;
+	snprintf(g->preset, sizeof(g->preset), "%s", name);
+	g->trace = p == 0;
+	g->link_every = p == 1 ? 50 : 0;
+	return KAF_OK;
+}
+
 /* ---- reading ---- */
 
 long kaf_grid_cells(const struct kaf_grid *g)
 {
-	long n = 1;
-
-	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		n *= g->axes[a].count;
-		if (n > KAF_GRID_MAX_CELLS)
-			return KAF_GRID_MAX_CELLS + 1;
-	}
-	return n;
+	return g->n_cells;
 }
 
-int kaf_grid_value_index(const struct kaf_grid *g, long index,
-			 enum kaf_axis a)
+const char *kaf_grid_value(const struct kaf_grid *g, long index,
+			   enum kaf_axis a)
 {
-	for (int b = KAF_AXIS_COUNT - 1; b > (int)a; b--)
-		index /= g->axes[b].count;
-	return (int)(index % g->axes[a].count);
+	const struct kaf_cell_ref *ref = &g->cells[index];
+	const struct kaf_block *b = block_of(g, ref->block);
+
+	return b->axes[a].values[block_value_index(b, ref->index, a)];
+}
+
+bool kaf_grid_varies(const struct kaf_grid *g, enum kaf_axis a)
+{
+	for (long i = 1; i < g->n_cells; i++)
+		if (strcmp(kaf_grid_value(g, i, a), kaf_grid_value(g, 0, a)))
+			return true;
+	return false;
+}
+
+long kaf_grid_total_runs(const struct kaf_grid *g)
+{
+	long total = 0;
+
+	for (long i = 0; i < g->n_cells; i++)
+		total += block_of(g, g->cells[i].block)->runs;
+	return total;
+}
+
+long kaf_grid_max_runs(const struct kaf_grid *g)
+{
+	long most = 0;
+
+	for (int i = 0; i < (g->n_blocks ? g->n_blocks : 1); i++)
+		if (block_of(g, i)->runs > most)
+			most = block_of(g, i)->runs;
+	return most;
 }
 
 void kaf_grid_cell(const struct kaf_grid *g, long index,
 		   struct kaf_cell *out)
 {
+	const struct kaf_block *b = block_of(g, g->cells[index].block);
 	struct kaf_error err;
 
 	out->cfg = kaf_config_default();
+	out->block = b->name;
+	out->runs = b->runs;
 	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		const char *v = g->axes[a].values[
-			kaf_grid_value_index(g, index, (enum kaf_axis)a)];
+		const char *v = kaf_grid_value(g, index, (enum kaf_axis)a);
 
 		if (a == KAF_AXIS_DATASET)
 			out->dataset = v;
@@ -432,23 +700,42 @@ void kaf_grid_cell(const struct kaf_grid *g, long index,
 	}
 }
 
+/* snprintf at buf + *used, counting what would have been written. */
+static void append(char *buf, int size, int *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, int size, int *used, const char *fmt, ...)
+{
+	char *at = buf + (*used < size ? *used : size - 1);
+	size_t room = (size_t)(*used < size ? size - *used : 1);
+	va_list ap;
+
+	va_start(ap, fmt);
+	*used += vsnprintf(at, room, fmt, ap);
+	va_end(ap);
+}
+
 int kaf_grid_spec_text(const struct kaf_grid *g, char *buf, int size)
 {
 	int used = 0;
 
-#define PUT(...)                                                          \
-	used += snprintf(buf + (used < size ? used : size),               \
-			 (size_t)(used < size ? size - used : 0), __VA_ARGS__)
+	for (int i = 0; i < (g->n_blocks ? g->n_blocks : 1); i++) {
+		const struct kaf_block *b = block_of(g, i);
 
-	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		PUT("%s = ", kaf_axis_names[a]);
-		for (int i = 0; i < g->axes[a].count; i++)
-			PUT("%s%s", i ? ", " : "", g->axes[a].values[i]);
-		PUT("\n");
+		if (g->n_blocks)
+			append(buf, size, &used, "[%s]\n", b->name);
+		for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+			append(buf, size, &used, "%s = ", kaf_axis_names[a]);
+			for (int v = 0; v < b->axes[a].count; v++)
+				append(buf, size, &used, "%s%s", v ? ", " : "",
+				       b->axes[a].values[v]);
+			append(buf, size, &used, "\n");
+		}
 	}
-	PUT("seed = %llu\n", (unsigned long long)g->seed);
-	PUT("seeding = %s\n", kaf_seeding_names[g->seeding]);
-#undef PUT
+	append(buf, size, &used, "seed = %llu\n",
+	       (unsigned long long)g->seed);
+	append(buf, size, &used, "seeding = %s\n",
+	       kaf_seeding_names[g->seeding]);
 	return used;
 }
 
@@ -457,11 +744,9 @@ uint64_t kaf_grid_cell_key(const struct kaf_grid *g, long index)
 	uint64_t key = 0;
 
 	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		int v = kaf_grid_value_index(g, index, (enum kaf_axis)a);
-
 		key = kaf_rng_derive(key, kaf_rng_hash_str(kaf_axis_names[a]));
-		key = kaf_rng_derive(key,
-				     kaf_rng_hash_str(g->axes[a].values[v]));
+		key = kaf_rng_derive(key, kaf_rng_hash_str(
+			kaf_grid_value(g, index, (enum kaf_axis)a)));
 	}
 	return key;
 }

@@ -15,7 +15,8 @@
  * call returns KAF_EINTR.
  *
  * Memory: a batch of results and, with traces, their epochs; bounded by
- * the batch size, which adapts to about half a second of work.
+ * the batch size, which adapts to about a quarter second of work and
+ * never exceeds 16384 runs, whatever the size of the sweep.
  */
 #ifndef KAF_RUNNER_H
 #define KAF_RUNNER_H
@@ -31,6 +32,7 @@ struct kaf_runner_opts {
 	int threads;            /* OpenMP threads, >= 1 */
 	bool progress;          /* a live line on standard error */
 	bool trace;             /* store every epoch's losses */
+	int link_every;         /* K-AF link snapshots every N steps; 0 none */
 	long max_batch;         /* cap on runs per batch; 0 = default */
 };
 

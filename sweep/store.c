@@ -25,12 +25,44 @@ struct kaf_store {
 	int64_t *cell_ids;      /* (cells) database id of each grid cell */
 	sqlite3_stmt *insert_run;
 	sqlite3_stmt *insert_trace;
+	sqlite3_stmt *insert_link[3];   /* by enum kaf_link_kind */
 	sqlite3_stmt *select_done;
 };
 
+/*
+ * The system error behind a failed call on the database file or its WAL,
+ * 0 if none is known. sqlite3_system_errno() alone does not do: SQLite
+ * reads errno after later calls have reset it.
+ */
+static int last_errno(sqlite3 *db)
+{
+	sqlite3_file *wal = NULL;
+	int sys = 0;
+
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &sys);
+	if (!sys && sqlite3_file_control(db, "main",
+					 SQLITE_FCNTL_JOURNAL_POINTER,
+					 &wal) == SQLITE_OK &&
+	    wal && wal->pMethods)
+		wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &sys);
+	return sys ? sys : sqlite3_system_errno(db);
+}
+
+/*
+ * SQLite words every failed write "disk I/O error"; the system error
+ * behind it tells a file size limit or a broken disk from the rest.
+ */
 static int db_error(struct kaf_store *st, struct kaf_error *err,
 		    const char *doing)
 {
+	int code = sqlite3_errcode(st->db);
+	int sys = code == SQLITE_IOERR || code == SQLITE_FULL ||
+		  code == SQLITE_CANTOPEN ? last_errno(st->db) : 0;
+
+	if (sys)
+		return kaf_error_set(err, KAF_EDB, "database %s: %s: %s (%s)",
+				     st->path, doing, sqlite3_errmsg(st->db),
+				     strerror(sys));
 	return kaf_error_set(err, KAF_EDB, "database %s: %s: %s", st->path,
 			     doing, sqlite3_errmsg(st->db));
 }
@@ -149,6 +181,14 @@ static int prepare(struct kaf_store *st, struct kaf_error *err)
 		"wall_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	static const char insert_trace[] =
 		"INSERT OR IGNORE INTO trace VALUES (?,?,?,?,?,?,?)";
+	static const char *const insert_link[3] = {
+		[KAF_LINK_FRAME] = "INSERT OR IGNORE INTO link_frame VALUES "
+				   "(?1, ?2, ?3, ?7)",
+		[KAF_LINK_POINT] = "INSERT OR IGNORE INTO link_point VALUES "
+				   "(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		[KAF_LINK_CALC] = "INSERT OR IGNORE INTO link_calc VALUES "
+				  "(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	};
 	static const char select_done[] =
 		"SELECT c.cell_index, r.replicate FROM cell AS c JOIN run AS r "
 		"ON r.cell_id = c.cell_id WHERE c.sweep_id = ?1 AND "
@@ -161,6 +201,10 @@ static int prepare(struct kaf_store *st, struct kaf_error *err)
 	    sqlite3_prepare_v2(st->db, select_done, -1, &st->select_done,
 			       NULL) != SQLITE_OK)
 		return db_error(st, err, "preparing statements");
+	for (int k = 0; k < 3; k++)
+		if (sqlite3_prepare_v2(st->db, insert_link[k], -1,
+				       &st->insert_link[k], NULL) != SQLITE_OK)
+			return db_error(st, err, "preparing statements");
 	return KAF_OK;
 }
 
@@ -212,6 +256,8 @@ void kaf_store_close(struct kaf_store *st)
 		return;
 	sqlite3_finalize(st->insert_run);
 	sqlite3_finalize(st->insert_trace);
+	for (int k = 0; k < 3; k++)
+		sqlite3_finalize(st->insert_link[k]);
 	sqlite3_finalize(st->select_done);
 	sqlite3_close(st->db);
 	free(st->cell_ids);
@@ -233,11 +279,15 @@ static int insert_cell(struct kaf_store *st, sqlite3_stmt *stmt,
 	int col = 1;
 
 	sqlite3_reset(stmt);
+	struct kaf_cell cell;
+
+	kaf_grid_cell(g, index, &cell);
 	sqlite3_bind_int64(stmt, col++, st->sweep_id);
 	sqlite3_bind_int64(stmt, col++, index);
+	sqlite3_bind_text(stmt, col++, cell.block, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, col++, cell.runs);
 	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		const char *v = g->axes[a].values[
-			kaf_grid_value_index(g, index, (enum kaf_axis)a)];
+		const char *v = kaf_grid_value(g, index, (enum kaf_axis)a);
 
 		if (a == KAF_AXIS_STANDARDIZE)
 			sqlite3_bind_int(stmt, col++, !strcmp(v, "true"));
@@ -279,7 +329,7 @@ static int create_sweep(struct kaf_store *st, const struct kaf_grid *g,
 	sqlite3_bind_int64(stmt, 4, (sqlite3_int64)g->seed);
 	sqlite3_bind_text(stmt, 5, kaf_seeding_names[g->seeding], -1,
 			  SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 6, g->runs);
+	sqlite3_bind_int64(stmt, 6, kaf_grid_max_runs(g));
 	sqlite3_bind_text(stmt, 7, KAF_VERSION, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 8, host, -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 9, threads);
@@ -291,11 +341,12 @@ static int create_sweep(struct kaf_store *st, const struct kaf_grid *g,
 		return rc;
 	st->sweep_id = sqlite3_last_insert_rowid(st->db);
 	if (sqlite3_prepare_v2(st->db, "INSERT INTO cell (sweep_id, "
-			       "cell_index, dataset, activation, kernel, "
-			       "precision, init, reg, lambda, opt, lr, "
+			       "cell_index, block, target_runs, dataset, "
+			       "activation, "
+			       "kernel, precision, init, reg, lambda, opt, lr, "
 			       "epochs, hidden, calc_num, standardize, "
 			       "grad_limit, bandwidth) VALUES "
-			       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+			       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
 			       &stmt, NULL) != SQLITE_OK)
 		return db_error(st, err, "preparing cells");
 	for (long i = 0; i < st->cells && rc == KAF_OK; i++)
@@ -304,25 +355,57 @@ static int create_sweep(struct kaf_store *st, const struct kaf_grid *g,
 	return rc;
 }
 
-/* Load the cell ids of an existing sweep and record this invocation. */
+/* Raise a cell's requested runs to what this invocation asks. */
+static int raise_runs(struct kaf_store *st, int64_t cell_id, long runs,
+		      struct kaf_error *err)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "UPDATE cell SET target_runs = ?2 "
+			       "WHERE cell_id = ?1", -1, &stmt, NULL) != SQLITE_OK)
+		return db_error(st, err, "updating a cell");
+	sqlite3_bind_int64(stmt, 1, cell_id);
+	sqlite3_bind_int64(stmt, 2, runs);
+	rc = sqlite3_step(stmt) == SQLITE_DONE ? KAF_OK
+	     : db_error(st, err, "updating a cell");
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/*
+ * Load the cell ids of an existing sweep and record this invocation: more
+ * runs per cell than before extend the sweep, which is then unfinished.
+ */
 static int resume_sweep(struct kaf_store *st, const struct kaf_grid *g,
 			int threads, struct kaf_error *err)
 {
 	sqlite3_stmt *stmt = NULL;
 	long found = 0;
+	bool grew = false;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT cell_index, cell_id FROM "
-			       "cell WHERE sweep_id = ?", -1, &stmt,
+	if (sqlite3_prepare_v2(st->db, "SELECT cell_index, cell_id, target_runs "
+			       "FROM cell WHERE sweep_id = ?", -1, &stmt,
 			       NULL) != SQLITE_OK)
 		return db_error(st, err, "reading cells");
 	sqlite3_bind_int64(stmt, 1, st->sweep_id);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	rc = sqlite3_step(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
 		long i = sqlite3_column_int64(stmt, 0);
+		struct kaf_cell cell;
 
-		if (i >= 0 && i < st->cells) {
-			st->cell_ids[i] = sqlite3_column_int64(stmt, 1);
-			found++;
+		if (i < 0 || i >= st->cells)
+			continue;
+		st->cell_ids[i] = sqlite3_column_int64(stmt, 1);
+		found++;
+		kaf_grid_cell(g, i, &cell);
+		if (cell.runs > sqlite3_column_int64(stmt, 2)) {
+			grew = true;
+			if (raise_runs(st, st->cell_ids[i], cell.runs, err)) {
+				sqlite3_finalize(stmt);
+				return KAF_EDB;
+			}
 		}
 	}
 	sqlite3_finalize(stmt);
@@ -336,13 +419,14 @@ static int resume_sweep(struct kaf_store *st, const struct kaf_grid *g,
 				     st->cells);
 	if (sqlite3_prepare_v2(st->db, "UPDATE sweep SET threads = ?2, "
 			       "runs_per_cell = max(runs_per_cell, ?3), "
-			       "finished_at = CASE WHEN runs_per_cell >= ?3 "
-			       "THEN finished_at END WHERE sweep_id = ?1",
-			       -1, &stmt, NULL) != SQLITE_OK)
+			       "finished_at = CASE WHEN ?4 THEN NULL ELSE "
+			       "finished_at END WHERE sweep_id = ?1", -1,
+			       &stmt, NULL) != SQLITE_OK)
 		return db_error(st, err, "updating the sweep");
 	sqlite3_bind_int64(stmt, 1, st->sweep_id);
 	sqlite3_bind_int(stmt, 2, threads);
-	sqlite3_bind_int64(stmt, 3, g->runs);
+	sqlite3_bind_int64(stmt, 3, kaf_grid_max_runs(g));
+	sqlite3_bind_int(stmt, 4, grew);
 	rc = sqlite3_step(stmt) == SQLITE_DONE ? KAF_OK
 	     : db_error(st, err, "updating the sweep");
 	sqlite3_finalize(stmt);
@@ -503,21 +587,39 @@ static int insert_trace(struct kaf_store *st, const struct kaf_trace_row *t)
 	return sqlite3_step(s);
 }
 
-int kaf_store_write(struct kaf_store *st, const struct kaf_run_row *rows,
-		    int count, const struct kaf_trace_row *trace,
-		    long trace_count, struct kaf_error *err)
+static int insert_link(struct kaf_store *st, const struct kaf_link_row *l)
+{
+	sqlite3_stmt *s = st->insert_link[l->kind];
+
+	sqlite3_reset(s);
+	sqlite3_bind_int64(s, 1, st->cell_ids[l->cell]);
+	sqlite3_bind_int64(s, 2, l->replicate);
+	sqlite3_bind_int(s, 3, l->epoch);
+	if (l->kind != KAF_LINK_FRAME) {
+		sqlite3_bind_int(s, 4, l->output);
+		sqlite3_bind_int(s, 5, l->index);
+		bind_real(s, 6, l->z);
+	}
+	bind_real(s, 7, l->y);
+	return sqlite3_step(s);
+}
+
+int kaf_store_write(struct kaf_store *st, const struct kaf_batch_rows *b,
+		    struct kaf_error *err)
 {
 	int rc = SQLITE_DONE;
 
-	if (count == 0 && trace_count == 0)
+	if (b->n_runs == 0 && b->n_trace == 0 && b->n_links == 0)
 		return KAF_OK;
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		return db_error(st, err, "starting a batch");
-	for (int i = 0; i < count && rc == SQLITE_DONE; i++)
-		rc = insert_run(st, &rows[i]);
-	for (long i = 0; i < trace_count && rc == SQLITE_DONE; i++)
-		rc = insert_trace(st, &trace[i]);
+	for (int i = 0; i < b->n_runs && rc == SQLITE_DONE; i++)
+		rc = insert_run(st, &b->runs[i]);
+	for (long i = 0; i < b->n_trace && rc == SQLITE_DONE; i++)
+		rc = insert_trace(st, &b->trace[i]);
+	for (long i = 0; i < b->n_links && rc == SQLITE_DONE; i++)
+		rc = insert_link(st, &b->links[i]);
 	if (rc != SQLITE_DONE) {
 		kaf_error_set(err, KAF_EDB, "database %s: storing runs: %s",
 			      st->path, sqlite3_errmsg(st->db));

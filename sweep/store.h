@@ -46,6 +46,33 @@ struct kaf_trace_row {
 	struct kaf_epoch ep;
 };
 
+/* One value of a K-AF link snapshot. */
+enum kaf_link_kind {
+	KAF_LINK_FRAME,         /* y holds the bandwidth of the step */
+	KAF_LINK_POINT,         /* (z, y) on the link curve of output */
+	KAF_LINK_CALC,          /* a calc row (z_j, y_j) of output */
+};
+
+struct kaf_link_row {
+	long cell;
+	long replicate;
+	int epoch;
+	enum kaf_link_kind kind;
+	int output;
+	int index;              /* point or calc row */
+	double z, y;
+};
+
+/* What one transaction stores. */
+struct kaf_batch_rows {
+	const struct kaf_run_row *runs;
+	int n_runs;
+	const struct kaf_trace_row *trace;
+	long n_trace;
+	const struct kaf_link_row *links;
+	long n_links;
+};
+
 int kaf_store_open(const char *path, struct kaf_store **out,
 		   struct kaf_error *err);
 void kaf_store_close(struct kaf_store *st);
@@ -69,10 +96,9 @@ int kaf_store_done(struct kaf_store *st, long r0, long r1, long cells,
 int kaf_store_counts(struct kaf_store *st, long *runs, long *diverged,
 		     struct kaf_error *err);
 
-/* Store rows (and trace rows) in one transaction. */
-int kaf_store_write(struct kaf_store *st, const struct kaf_run_row *rows,
-		    int count, const struct kaf_trace_row *trace,
-		    long trace_count, struct kaf_error *err);
+/* Store a batch of rows in one transaction. */
+int kaf_store_write(struct kaf_store *st, const struct kaf_batch_rows *b,
+		    struct kaf_error *err);
 
 /* Stamp the sweep finished (every run stored). */
 int kaf_store_finish(struct kaf_store *st, struct kaf_error *err);

@@ -32,7 +32,7 @@ static void test_grid_defaults_are_experiment_3(void **st)
 	(void)st;
 	assert_int_equal(kaf_grid_init(&g, &err), 0);
 	assert_int_equal(kaf_grid_cells(&g), 24);
-	assert_int_equal(g.runs, 1000);
+	assert_int_equal(g.base.runs, 1000);
 	assert_int_equal(g.seeding, KAF_SEEDING_PAIRED);
 	/* The last axis varies fastest: opt, then reg, then init. */
 	kaf_grid_cell(&g, 0, &cell);
@@ -82,7 +82,7 @@ static void test_grid_set_widens_and_replaces(void **st)
 	assert_int_equal(cell.cfg.precision, KAF_PREC_F64);
 	assert_int_equal(cell.cfg.opt, KAF_OPT_ADAM);
 	assert_int_equal(kaf_grid_set(&g, "runs=7", "--set", &err), 0);
-	assert_int_equal(g.runs, 7);
+	assert_int_equal(g.base.runs, 7);
 	kaf_grid_finish(&g);
 }
 
@@ -164,7 +164,7 @@ static void test_grid_spec_file_reads_and_names_lines(void **st)
 	kaf_grid_init(&g, &err);
 	assert_int_equal(kaf_grid_load_spec(&g, path, &err), 0);
 	assert_int_equal(kaf_grid_cells(&g), 2);
-	assert_int_equal(g.runs, 12);
+	assert_int_equal(g.base.runs, 12);
 	assert_int_equal(g.seed, 99);
 	assert_int_equal(g.seeding, KAF_SEEDING_INDEPENDENT);
 	kaf_grid_cell(&g, 0, &cell);
