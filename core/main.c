@@ -17,6 +17,8 @@ static const struct command commands[] = {
 	{"train", kaf_cmd_train, "train one network and print its epochs"},
 	{"sweep", kaf_cmd_sweep, "train a grid of runs on all cores into "
 	 "SQLite"},
+	{"report", kaf_cmd_report, "write a sweep's report: Markdown, HTML, "
+	 "CSV tables, plots"},
 };
 
 static void usage(FILE *out)

@@ -13,6 +13,7 @@
 #define BUSY_TIMEOUT_MS 10000
 
 const struct kaf_axis_info kaf_axis_info[KAF_AXIS_COUNT] = {
+	[KAF_AXIS_BLOCK] = {"block", "block"},
 	[KAF_AXIS_DATASET] = {"dataset", "dataset"},
 	[KAF_AXIS_ACTIVATION] = {"activation", "activation"},
 	[KAF_AXIS_KERNEL] = {"kernel", "kernel"},
@@ -90,8 +91,9 @@ static int open_db(struct db *db, struct kaf_error *err)
 	rc = sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READONLY, NULL);
 	if (rc != SQLITE_OK)
 		return kaf_error_set(err, KAF_EIO, "cannot open database "
-				     "\"%s\": %s", db->path, db->h ?
-				     sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+				     "\"%s\": %s", db->path,
+				     db->h ? sqlite3_errmsg(db->h) :
+				     sqlite3_errstr(rc));
 	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
 	return KAF_OK;
 }
@@ -251,7 +253,9 @@ static void value_name(sqlite3_stmt *st, int col, enum kaf_axis axis,
 		snprintf(buf, size, "(null)");
 		return;
 	default:
-		snprintf(buf, size, "%s", sqlite3_column_text(st, col));
+		snprintf(buf, size, "%s", sqlite3_column_bytes(st, col) ?
+			 (const char *)sqlite3_column_text(st, col) :
+			 "(none)");
 		return;
 	}
 }
@@ -283,6 +287,7 @@ static int read_cell(sqlite3_stmt *st, struct kaf_analysis *an,
 	char name[256];
 	double num;
 
+	*cell = (struct kaf_cell){0};
 	cell->cell_id = sqlite3_column_int64(st, 0);
 	cell->cell_index = (long)sqlite3_column_int64(st, 1);
 	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
@@ -292,8 +297,9 @@ static int read_cell(sqlite3_stmt *st, struct kaf_analysis *an,
 		if (cell->level[a] < 0)
 			return no_memory(err);
 	}
-	cell->runs = (long)sqlite3_column_int64(st, 2 + KAF_AXIS_COUNT);
-	cell->diverged = (long)sqlite3_column_int64(st, 3 + KAF_AXIS_COUNT);
+	cell->target_runs = (long)sqlite3_column_int64(st, 2 + KAF_AXIS_COUNT);
+	cell->runs = (long)sqlite3_column_int64(st, 3 + KAF_AXIS_COUNT);
+	cell->diverged = (long)sqlite3_column_int64(st, 4 + KAF_AXIS_COUNT);
 	cell->rate = cell->runs ? (double)cell->diverged / cell->runs : NAN;
 	cell->p = cell->p_holm = NAN;
 	if (cell->diverged < 0 || cell->diverged > cell->runs)
@@ -312,7 +318,8 @@ static void cells_sql(char *sql, size_t size)
 	for (int a = 0; a < KAF_AXIS_COUNT; a++)
 		used += snprintf(sql + used, size - (size_t)used, ", c.%s",
 				 kaf_axis_info[a].column);
-	snprintf(sql + used, size - (size_t)used, ", count(r.replicate), "
+	snprintf(sql + used, size - (size_t)used, ", c.target_runs, "
+		 "count(r.replicate), "
 		 "coalesce(sum(r.diverged), 0) FROM cell AS c LEFT JOIN run "
 		 "AS r ON r.cell_id = c.cell_id WHERE c.sweep_id = ?1 "
 		 "GROUP BY c.cell_id ORDER BY c.cell_index");
@@ -543,7 +550,8 @@ static int compare_ranked(const void *a, const void *b)
 
 	if (x->rate != y->rate)
 		return x->rate < y->rate ? 1 : -1;
-	return (x->cell_index > y->cell_index) - (x->cell_index < y->cell_index);
+	return (x->cell_index > y->cell_index) -
+	       (x->cell_index < y->cell_index);
 }
 
 /* Rank as the schema's ranking view does: rate descending, ties shared. */
@@ -904,4 +912,81 @@ const char *kaf_analysis_value(const struct kaf_analysis *an,
 			       enum kaf_axis axis)
 {
 	return an->factors[axis].levels[cell->level[axis]].name;
+}
+
+void kaf_analysis_label(const struct kaf_analysis *an,
+			const struct kaf_cell *cell, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	snprintf(buf, size, "all runs");
+	for (int a = 0; a < KAF_AXIS_COUNT && used < size; a++) {
+		if (an->factors[a].nlevels < 2)
+			continue;
+		used += (size_t)snprintf(buf + used, size - used, "%s%s",
+					 used ? " / " : "",
+					 kaf_analysis_value(an, cell,
+							    (enum kaf_axis)a));
+	}
+}
+
+void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_axis axis,
+			int level, long *alive)
+{
+	long runs = an->factors[axis].levels[level].runs;
+
+	for (long t = 0; t <= an->nsteps; t++)
+		alive[t] = 0;
+	/* alive[t] first holds the divergences at step t - 1 ... */
+	for (int d = 0; d < an->ndiv; d++) {
+		const struct kaf_divergence *dv = &an->div[d];
+		long t = dv->step < 0 ? 1 : dv->step + 1;
+
+		if (an->cells[dv->cell].level[axis] != level)
+			continue;
+		alive[t <= an->nsteps ? t : an->nsteps] += dv->count;
+	}
+	/* ... then the runs left once they are taken out in turn. */
+	for (long t = 0; t <= an->nsteps; t++) {
+		runs -= alive[t];
+		alive[t] = runs;
+	}
+}
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_axis axis,
+			int level, double **out, long *n)
+{
+	double *v = NULL;
+	long count = 0;
+
+	for (long i = 0; i < an->nsurvivors; i++) {
+		const struct kaf_survivor *s = &an->survivors[i];
+
+		count += an->cells[s->cell].level[axis] == level &&
+			 isfinite(s->val_loss);
+	}
+	*out = NULL;
+	*n = 0;
+	if (count == 0)
+		return KAF_OK;
+	v = malloc((size_t)count * sizeof(*v));
+	if (!v)
+		return KAF_ENOMEM;
+	for (long i = 0; i < an->nsurvivors; i++) {
+		const struct kaf_survivor *s = &an->survivors[i];
+
+		if (an->cells[s->cell].level[axis] == level &&
+		    isfinite(s->val_loss))
+			v[(*n)++] = s->val_loss;
+	}
+	qsort(v, (size_t)*n, sizeof(*v), compare_double);
+	*out = v;
+	return KAF_OK;
 }

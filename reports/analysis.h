@@ -24,6 +24,7 @@
 #define KAF_ANALYSIS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "error.h"
 #include "stats.h"
@@ -37,8 +38,12 @@
 
 /* ---- axes: the configuration columns of table cell ---- */
 
-/* In the order tables show them: the original study's init, opt, reg. */
+/*
+ * In the order tables show them: the original study's init, opt, reg.
+ * The block (the spec section a cell came from) counts as an axis too.
+ */
 enum kaf_axis {
+	KAF_AXIS_BLOCK,
 	KAF_AXIS_DATASET,
 	KAF_AXIS_ACTIVATION,
 	KAF_AXIS_KERNEL,
@@ -88,7 +93,8 @@ struct kaf_cell {
 	long long cell_id;
 	long cell_index;
 	int level[KAF_AXIS_COUNT];      /* index into factors[axis].levels */
-	long runs, diverged;
+	long target_runs;       /* replicates the sweep asked for */
+	long runs, diverged;    /* runs stored so far, and diverged */
 	double rate;            /* diverged / runs; NaN without runs */
 	struct kaf_interval ci;
 	int rank;               /* 1 = highest rate, ties share; 0: no runs */
@@ -124,7 +130,7 @@ struct kaf_analysis {
 	char *spec, *seeding, *kaf_version, *host, *started_at;
 	char *finished_at;      /* NULL until the sweep finished */
 	long long seed;
-	long runs_per_cell;
+	long runs_per_cell;     /* the largest of the cells' targets */
 	bool paired;
 
 	int ncells;
@@ -168,6 +174,31 @@ void kaf_analysis_destroy(struct kaf_analysis *an);
 
 /* The top-ranked cell (rank 1, lowest cell_index among ties). */
 const struct kaf_cell *kaf_analysis_top(const struct kaf_analysis *an);
+
+/*
+ * A cell's name for tables and plots: its values on the varying axes in
+ * table order, joined by " / " ("xavier_uniform / adam / none"); "all
+ * runs" when nothing varies. Truncated to size.
+ */
+void kaf_analysis_label(const struct kaf_analysis *an,
+			const struct kaf_cell *cell, char *buf, size_t size);
+
+/*
+ * Runs of the cells with value level on axis that were still alive
+ * (had not diverged) after t steps, for t = 0 .. nsteps, into alive
+ * (nsteps + 1). A divergence at 0-based step s ends a run after s
+ * completed steps; one with no recorded step counts as step 0.
+ */
+void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_axis axis,
+			int level, long *alive);
+
+/*
+ * The finite final validation losses of the survivors in the cells with
+ * value level on axis, sorted ascending, in a new array *out (n); free
+ * it with free(). *out is NULL when n is 0. KAF_ENOMEM.
+ */
+int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_axis axis,
+			int level, double **out, long *n);
 
 /* The name of cell's value on axis. */
 const char *kaf_analysis_value(const struct kaf_analysis *an,

@@ -1,5 +1,6 @@
 #include "doc.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -238,11 +239,33 @@ const char *kaf_table_at(const struct kaf_table *t, int row, int col)
 
 /* ---- Markdown ---- */
 
-/* Characters that would start markup; '_' is safe inside words. */
+/*
+ * Escape only what would turn into markup: emphasis, table pipes, raw
+ * HTML, link brackets. '_' inside words, "< 1e-9" and a lone "[lo, hi]"
+ * stay as they are; backticks are left alone so texts may hold code.
+ */
+static bool md_special(const char *s, bool in_table)
+{
+	switch (s[0]) {
+	case '\\':
+	case '*':
+		return true;
+	case '|':
+		return in_table;
+	case '<':
+		return isalpha((unsigned char)s[1]) || (s[1] && strchr("/!?",
+								       s[1]));
+	case ']':
+		return s[1] == '(' || s[1] == '[' || s[1] == ':';
+	default:
+		return false;
+	}
+}
+
 static void md_text(FILE *out, const char *s, bool in_table)
 {
 	for (; *s; s++) {
-		if (strchr("\\`*[]<>", *s) || (in_table && *s == '|'))
+		if (md_special(s, in_table))
 			fputc('\\', out);
 		if (in_table && *s == '\n')
 			fputc(' ', out);
@@ -541,7 +564,7 @@ int kaf_table_write_csv(const struct kaf_table *t, FILE *out)
 			csv_field(out, r < 0 ? t->cols[c].key :
 				  kaf_table_at(t, r, c));
 		}
-		fputs("\r\n", out);
+		fputc('\n', out);
 	}
 	return ferror(out) ? KAF_EIO : KAF_OK;
 }

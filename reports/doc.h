@@ -120,7 +120,10 @@ int kaf_doc_write_md(const struct kaf_doc *doc, FILE *out);
 int kaf_doc_write_html(const struct kaf_doc *doc, const char *title,
 		       const char *dir, FILE *out, struct kaf_error *err);
 
-/* RFC 4180: fields quoted when they hold a comma, quote or line break. */
+/*
+ * Quoting as RFC 4180 (a field holding a comma, quote or line break is
+ * quoted, quotes doubled), but lines end in LF for the shell tools.
+ */
 int kaf_table_write_csv(const struct kaf_table *t, FILE *out);
 
 #endif

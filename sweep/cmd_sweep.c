@@ -14,6 +14,7 @@
 #include "data.h"
 #include "grid.h"
 #include "log.h"
+#include "report.h"
 #include "runner.h"
 #include "store.h"
 
@@ -312,7 +313,9 @@ static int run_sweep(struct sweep_opts *o, const struct kaf_dataset **ds,
 	}
 	print_summary(st, sweep_id, &o->grid);
 	kaf_store_close(st);
-	/* REPORT_HOOK */
+	if (o->report && !o->no_report &&
+	    (rc = kaf_report_write(o->db, sweep_id, o->report, err)))
+		return rc == KAF_ENOMEM ? 1 : KAF_EXIT_USAGE;
 	return 0;
 }
 

@@ -212,6 +212,119 @@ static void test_grid_seeds_paired_and_independent(void **st)
 	kaf_grid_finish(&g);
 }
 
+static void test_grid_kaf_only_axes_collapse(void **st)
+{
+	struct kaf_grid g;
+	struct kaf_error err;
+	struct kaf_cell cell;
+
+	(void)st;
+	kaf_grid_init(&g, &err);
+	kaf_grid_set(&g, "opt=sgd", "--set", &err);
+	kaf_grid_set(&g, "init=xavier_uniform", "--set", &err);
+	kaf_grid_set(&g, "reg=none", "--set", &err);
+	kaf_grid_set(&g, "activation=relu,kaf", "--set", &err);
+	kaf_grid_set(&g, "kernel=naive,stable", "--set", &err);
+	kaf_grid_set(&g, "calc_num=20,50", "--set", &err);
+	/* relu: one cell; kaf: 2 kernels x 2 calc sizes. */
+	assert_int_equal(kaf_grid_cells(&g), 5);
+	kaf_grid_cell(&g, 0, &cell);
+	assert_int_equal(cell.cfg.activation, KAF_ACT_RELU);
+	for (long i = 1; i < 5; i++) {
+		kaf_grid_cell(&g, i, &cell);
+		assert_int_equal(cell.cfg.activation, KAF_ACT_KAF);
+	}
+	assert_true(kaf_grid_varies(&g, KAF_AXIS_KERNEL));
+	assert_false(kaf_grid_varies(&g, KAF_AXIS_OPT));
+	kaf_grid_finish(&g);
+}
+
+static void test_grid_sections_make_blocks(void **st)
+{
+	static const char spec[] =
+		"opt = adam\nruns = 4\n"
+		"[small]\ndataset = iris\ncalc_num = 30\nruns = 2\n"
+		"[large]\ndataset = digits\nhidden = 100\n";
+	struct kaf_grid g;
+	struct kaf_error err;
+	struct kaf_cell cell;
+	char text[8192];
+
+	(void)st;
+	kaf_grid_init(&g, &err);
+	assert_int_equal(kaf_grid_parse_spec(&g, spec, strlen(spec), "s",
+					     &err), 0);
+	/* Each block: 2 inits x 3 regs x 1 opt. */
+	assert_int_equal(kaf_grid_cells(&g), 12);
+	assert_int_equal(kaf_grid_total_runs(&g), 6 * 2 + 6 * 4);
+	assert_int_equal(kaf_grid_max_runs(&g), 4);
+	kaf_grid_cell(&g, 0, &cell);
+	assert_string_equal(cell.block, "small");
+	assert_string_equal(cell.dataset, "iris");
+	assert_int_equal(cell.cfg.opt, KAF_OPT_ADAM);
+	assert_int_equal(cell.runs, 2);
+	kaf_grid_cell(&g, 6, &cell);
+	assert_string_equal(cell.block, "large");
+	assert_int_equal(cell.cfg.hidden, 100);
+	assert_int_equal(cell.cfg.calc_num, 50);
+	/* --set reaches every block. */
+	assert_int_equal(kaf_grid_set(&g, "reg=l2", "--set", &err), 0);
+	assert_int_equal(kaf_grid_cells(&g), 4);
+	kaf_grid_spec_text(&g, text, sizeof(text));
+	assert_non_null(strstr(text, "[small]\ndataset = iris\n"));
+	assert_non_null(strstr(text, "[large]\ndataset = digits\n"));
+	assert_null(strstr(text, "runs"));
+	static const char twice[] = "[a]\nopt = sgd\n[a]\n";
+
+	assert_int_equal(kaf_grid_parse_spec(&g, twice, strlen(twice), "t",
+					     &err), KAF_EINVAL);
+	assert_non_null(strstr(err.msg, "t:3:"));
+	kaf_grid_finish(&g);
+}
+
+static void test_grid_presets_follow_the_protocol(void **st)
+{
+	struct kaf_grid g;
+	struct kaf_error err;
+	struct kaf_cell cell;
+	int kaf_cells = 0;
+
+	(void)st;
+	kaf_grid_init(&g, &err);
+	assert_int_equal(kaf_grid_preset(&g, "exp1", &err), 0);
+	/* 10 dataset settings x (6 fixed activations + K-AF naive, stable) */
+	assert_int_equal(kaf_grid_cells(&g), 80);
+	assert_true(g.trace);
+	/* exp_num: 3 runs for iris, digits, wine; 5 for the others. */
+	assert_int_equal(kaf_grid_total_runs(&g), 6 * 8 * 3 + 4 * 8 * 5);
+	for (long i = 0; i < 80; i++) {
+		kaf_grid_cell(&g, i, &cell);
+		kaf_cells += cell.cfg.activation == KAF_ACT_KAF;
+		if (!strcmp(cell.block, "digits/2")) {
+			assert_int_equal(cell.cfg.epochs, 10000);
+			assert_true(cell.cfg.lr == 1e-3);
+			assert_int_equal(cell.cfg.calc_num, 36);
+			assert_int_equal(cell.cfg.hidden, 100);
+		}
+		if (!strcmp(cell.block, "boston/2")) {
+			assert_int_equal(cell.cfg.init,
+					 KAF_INIT_XAVIER_UNIFORM);
+			assert_int_equal(cell.cfg.opt, KAF_OPT_ADAM);
+		}
+	}
+	assert_int_equal(kaf_cells, 20);
+	assert_int_equal(kaf_grid_preset(&g, "exp2", &err), 0);
+	assert_int_equal(kaf_grid_cells(&g), 5);
+	assert_int_equal(g.link_every, 50);
+	kaf_grid_cell(&g, 4, &cell);
+	assert_string_equal(cell.dataset, "breast_cancer");
+	assert_int_equal(cell.cfg.calc_num, 285);
+	assert_true(cell.cfg.lr == 1e-2);
+	assert_int_equal(kaf_grid_preset(&g, "exp9", &err), KAF_EINVAL);
+	assert_non_null(strstr(err.msg, "exp1, exp2, exp3"));
+	kaf_grid_finish(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +334,9 @@ int main(void)
 		cmocka_unit_test(test_grid_numbers_are_canonical),
 		cmocka_unit_test(test_grid_spec_file_reads_and_names_lines),
 		cmocka_unit_test(test_grid_seeds_paired_and_independent),
+		cmocka_unit_test(test_grid_kaf_only_axes_collapse),
+		cmocka_unit_test(test_grid_sections_make_blocks),
+		cmocka_unit_test(test_grid_presets_follow_the_protocol),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

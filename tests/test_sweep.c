@@ -126,6 +126,23 @@ static void expect_error(const char *needle, ...)
 
 /* ---- reading databases ---- */
 
+/* A number from a database a sweep may be creating: -1 until readable. */
+static long poll_long(const char *db_path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	long v = -1;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+	    sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return v;
+}
+
 static long query_long(const char *db_path, const char *sql)
 {
 	sqlite3 *db;
@@ -253,9 +270,8 @@ static void test_sweep_resumes_after_kill(void **st)
 
 		for (int tries = 0; tries < 500; tries++) {
 			nanosleep(&pause, NULL);
-			if (access(db, F_OK) == 0 &&
-			    (stored = query_long(db, "SELECT count(*) FROM "
-						 "run")) > (round + 1) * 300)
+			stored = poll_long(db, "SELECT count(*) FROM run");
+			if (stored > (round + 1) * 300)
 				break;
 		}
 		kill(pid, SIGKILL);
@@ -284,8 +300,7 @@ static void test_sweep_interrupt_keeps_finished_runs(void **st)
 	(void)st;
 	for (int tries = 0; tries < 500; tries++) {
 		nanosleep(&pause, NULL);
-		if (access(db, F_OK) == 0 &&
-		    query_long(db, "SELECT count(*) FROM run") > 0)
+		if (poll_long(db, "SELECT count(*) FROM run") > 0)
 			break;
 	}
 	kill(pid, SIGINT);
@@ -439,6 +454,58 @@ static void test_sweep_wilson_view_matches_hand_values(void **st)
 	sqlite3_close(h);
 }
 
+static void test_sweep_traces_are_stored_and_agree(void **st)
+{
+	const char *db = tmp_path("trace.db");
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "3",
+			     "--set", "epochs=4", "--set", "kernel=stable",
+			     "--trace", "--quiet", NULL), 0);
+	/* Stable K-AF on boston does not diverge: 4 epochs per run. */
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run WHERE "
+				    "diverged"), 0);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM trace"),
+			 24 * 3 * 4);
+	/* The last epoch's train loss is the run's, read back exactly. */
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run AS r JOIN "
+				    "trace AS t ON t.cell_id = r.cell_id AND "
+				    "t.replicate = r.replicate AND t.epoch = 3 "
+				    "WHERE t.train_loss = r.train_loss AND "
+				    "t.bandwidth = r.bandwidth"), 24 * 3);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run AS r JOIN "
+				    "trace AS t ON t.cell_id = r.cell_id AND "
+				    "t.replicate = r.replicate AND t.epoch = 3 "
+				    "WHERE t.val_loss = r.val_loss"), 24 * 3);
+}
+
+static void test_sweep_links_are_snapshotted(void **st)
+{
+	const char *db = tmp_path("link.db");
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--preset", "exp2", "--db", db,
+			     "--set", "epochs=3", "--set", "dataset=iris",
+			     "--set", "calc_num=30",
+			     "--no-report", "--quiet", NULL), 0);
+	/* Snapshots at steps 0 and 2 (the last) of each of the 5 cells. */
+	assert_int_equal(query_long(db, "SELECT count(*) FROM link_frame"),
+			 5 * 2);
+	/* iris: 3 outputs x 101 points, and the 30 calc rows. */
+	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point"),
+			 5 * 2 * 3 * 101);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM link_calc"),
+			 5 * 2 * 3 * 30);
+	/* Points ascend in z, and a one-hot link stays within [0, 1]. */
+	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point AS a "
+				    "JOIN link_point AS b USING (cell_id, "
+				    "replicate, epoch, output) WHERE b.point = "
+				    "a.point + 1 AND b.z < a.z"), 0);
+	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point "
+				    "WHERE yhat < 0 OR yhat > 1 OR yhat IS "
+				    "NULL"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +516,8 @@ int main(void)
 		cmocka_unit_test(test_sweep_bad_input_changes_nothing),
 		cmocka_unit_test(test_sweep_refuses_other_schema_versions),
 		cmocka_unit_test(test_sweep_wilson_view_matches_hand_values),
+		cmocka_unit_test(test_sweep_traces_are_stored_and_agree),
+		cmocka_unit_test(test_sweep_links_are_snapshotted),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
