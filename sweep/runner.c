@@ -262,10 +262,14 @@ static void show_progress(const struct kaf_runner_stats *s, double t0,
 	double rate = el > 0 ? s->done / el : 0;
 	double left = rate > 0 ? (s->total - finished) / rate : 0;
 
+	char eta[32] = "estimating time left";
+
+	if (rate > 0)
+		snprintf(eta, sizeof(eta), "about %.0f s left", left);
 	fprintf(stderr, "\rkaf sweep: %ld/%ld runs (%.1f %%), %.0f runs/s, "
-		"%ld diverged, about %.0f s left\033[K%s", finished, s->total,
+		"%ld diverged, %s\033[K%s", finished, s->total,
 		100.0 * finished / (s->total ? s->total : 1), rate,
-		s->diverged, left, final ? "\n" : "");
+		s->diverged, final ? "done" : eta, final ? "\n" : "");
 	fflush(stderr);
 }
 
