@@ -9,6 +9,8 @@
 
 #include <sqlite3.h>
 
+#include "study.h"
+
 /* A sweep may be writing: wait this long for its brief locks. */
 #define BUSY_TIMEOUT_MS 10000
 
@@ -710,10 +712,12 @@ static int sort_causes(struct kaf_analysis *an)
 
 	if (!old && an->ncauses > 0)
 		return KAF_ENOMEM;
-	if (an->ncauses > 0)
+	/* A sweep without divergences has no causes, and causes is NULL. */
+	if (an->ncauses > 0) {
 		memcpy(old, an->causes, (size_t)an->ncauses * sizeof(*old));
-	qsort(an->causes, (size_t)an->ncauses, sizeof(*an->causes),
-	      compare_causes);
+		qsort(an->causes, (size_t)an->ncauses, sizeof(*an->causes),
+		      compare_causes);
+	}
 	for (int d = 0; d < an->ndiv; d++) {
 		const char *name = old[an->div[d].cause];
 
@@ -835,6 +839,8 @@ static int load_all(struct loader *ld, long long sweep_id,
 		rc = load_divergences(ld, err);
 	if (!rc)
 		rc = load_survivors(ld, err);
+	if (!rc)
+		rc = kaf_study_load(ld->db.h, ld->db.path, an, err);
 	for (int i = 0; !rc && i < epochs->nlevels; i++)
 		if (epochs->levels[i].num > (double)an->nsteps)
 			an->nsteps = (long)epochs->levels[i].num;
@@ -889,6 +895,7 @@ void kaf_analysis_destroy(struct kaf_analysis *an)
 	free(an->causes);
 	free(an->div);
 	free(an->survivors);
+	kaf_study_destroy(an->study);
 	free(an->ranking);
 	free(an->cells);
 	free(an->db_path);

@@ -7,9 +7,11 @@
  * each cell tested against the top-ranked one; the pooled rate per value
  * of every axis with a chi-square test of whether the axis matters; the
  * divergences by cell, step and cause; the final validation losses of the
- * runs that survived. Counting is done by aggregate SQL in one read
- * transaction, so a sweep writing at the same time is seen as one
- * consistent snapshot; only the survivors' losses come row by row.
+ * runs that survived; what experiments 1 and 2 show (study.h). Counting
+ * is done by aggregate SQL in one read transaction, so a sweep writing at
+ * the same time is seen as one consistent snapshot; only the survivors'
+ * losses, the per-cell metrics, traces and link snapshots come row by
+ * row.
  *
  * Memory: an analysis is one heap object owned by the caller, freed with
  * kaf_analysis_destroy (NULL is a no-op). Analyses share nothing, so
@@ -28,6 +30,8 @@
 
 #include "error.h"
 #include "stats.h"
+
+struct kaf_study;
 
 /* Significance level of every test in the report. */
 #define KAF_ANALYSIS_ALPHA 0.05
@@ -152,6 +156,8 @@ struct kaf_analysis {
 
 	long nsurvivors;
 	struct kaf_survivor *survivors; /* (nsurvivors) */
+
+	struct kaf_study *study;        /* experiments 1 and 2: study.h */
 };
 
 /* ---- lifecycle ---- */

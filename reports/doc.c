@@ -132,21 +132,38 @@ void kaf_doc_item(struct kaf_doc *doc, const char *fmt, ...)
 	va_end(ap);
 }
 
-void kaf_doc_figure(struct kaf_doc *doc, const char *stem, bool drawn,
-		    const char *fmt, ...)
+static void add_figure(struct kaf_doc *doc, const char *stem, bool drawn,
+		       bool animated, const char *fmt, va_list ap)
 {
 	struct kaf_block *b = add_block(doc, KAF_BLOCK_FIGURE);
-	va_list ap;
 
 	if (!b)
 		return;
-	va_start(ap, fmt);
 	b->figure = (struct kaf_figure){.stem = strdup(stem),
 					.caption = vformat(fmt, ap),
-					.drawn = drawn};
-	va_end(ap);
+					.drawn = drawn, .animated = animated};
 	if (!b->figure.stem || !b->figure.caption)
 		doc->status = KAF_ENOMEM;
+}
+
+void kaf_doc_figure(struct kaf_doc *doc, const char *stem, bool drawn,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_figure(doc, stem, drawn, false, fmt, ap);
+	va_end(ap);
+}
+
+void kaf_doc_animation(struct kaf_doc *doc, const char *stem, bool drawn,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_figure(doc, stem, drawn, true, fmt, ap);
+	va_end(ap);
 }
 
 struct kaf_table *kaf_doc_table(struct kaf_doc *doc, const char *name)
@@ -325,7 +342,10 @@ static void md_block(FILE *out, const struct kaf_block *b, bool in_list)
 		fprintf(out, "\n(CSV: %s.csv)\n\n", b->table->name);
 		break;
 	case KAF_BLOCK_FIGURE:
-		if (b->figure.drawn)
+		if (b->figure.drawn && b->figure.animated)
+			fprintf(out, "![%s](plots/%s.gif)\n\n", b->figure.stem,
+				b->figure.stem);
+		else if (b->figure.drawn)
 			fprintf(out, "![%s](plots/%s.png)\n\n"
 				"(vector: plots/%s.svg)\n\n", b->figure.stem,
 				b->figure.stem, b->figure.stem);
@@ -453,30 +473,32 @@ static int read_file(const char *path, unsigned char **data, size_t *size)
 static int html_figure(FILE *out, const struct kaf_figure *fig,
 		       const char *dir, struct kaf_error *err)
 {
+	const char *ext = fig->animated ? "gif" : "png";
 	char path[4096];
-	unsigned char *png = NULL;
+	unsigned char *image = NULL;
 	size_t size = 0;
 	int rc;
 
 	fputs("<figure>\n", out);
 	if (fig->drawn) {
-		snprintf(path, sizeof(path), "%s/plots/%s.png", dir, fig->stem);
-		rc = read_file(path, &png, &size);
+		snprintf(path, sizeof(path), "%s/plots/%s.%s", dir, fig->stem,
+			 ext);
+		rc = read_file(path, &image, &size);
 		if (rc) {
-			free(png);
+			free(image);
 			return kaf_error_set(err, rc, "cannot embed plot "
 					     "\"%s\"", path);
 		}
 		fputs("<img alt=\"", out);
 		html_text(out, fig->stem);
-		fputs("\" src=\"data:image/png;base64,", out);
-		base64(out, png, size);
-		free(png);
+		fprintf(out, "\" src=\"data:image/%s;base64,", ext);
+		base64(out, image, size);
+		free(image);
 		fputs("\">\n", out);
 	}
 	fputs("<figcaption>", out);
 	html_text(out, fig->caption);
-	if (fig->drawn)
+	if (fig->drawn && !fig->animated)
 		fprintf(out, " (<a href=\"plots/%s.svg\">SVG</a>)", fig->stem);
 	fputs("</figcaption>\n</figure>\n", out);
 	return KAF_OK;

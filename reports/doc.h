@@ -57,6 +57,7 @@ struct kaf_figure {
 	char *stem;             /* plots/stem.png and plots/stem.svg */
 	char *caption;
 	bool drawn;             /* false: the image files do not exist */
+	bool animated;          /* plots/stem.gif alone */
 };
 
 struct kaf_block {
@@ -93,6 +94,11 @@ void kaf_doc_figure(struct kaf_doc *doc, const char *stem, bool drawn,
 		    const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* An animation drawn (or not) as plots/stem.gif. */
+void kaf_doc_animation(struct kaf_doc *doc, const char *stem, bool drawn,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /*
  * A new empty table written to name.csv; NULL after a failure (the
  * table calls below accept NULL and do nothing). Declare the columns,
@@ -114,8 +120,8 @@ const char *kaf_table_at(const struct kaf_table *t, int row, int col);
 int kaf_doc_write_md(const struct kaf_doc *doc, FILE *out);
 
 /*
- * A self-contained page: the style inline and every drawn figure's PNG,
- * read from dir/plots/stem.png, embedded as a data: URI.
+ * A self-contained page: the style inline and every drawn figure's PNG
+ * (an animation's GIF), read from dir/plots/, embedded as a data: URI.
  */
 int kaf_doc_write_html(const struct kaf_doc *doc, const char *title,
 		       const char *dir, FILE *out, struct kaf_error *err);

@@ -24,21 +24,13 @@ const char *const kaf_plot_stems[KAF_PLOT_COUNT] = {
 };
 
 /* Line colours; dash types tell the lines apart in grey print too. */
-static const char *const colors[] = {
+const char *const kaf_plot_colors[KAF_PLOT_NCOLORS] = {
 	"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
 	"#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
 };
 
-#define NCOLORS (int)(sizeof(colors) / sizeof(colors[0]))
-
-/* A figure's two files while they are written. */
-struct files {
-	FILE *gp, *dat;
-	char gp_path[4096], dat_path[4096];
-};
-
-static int open_files(const char *dir, const char *stem, struct files *f,
-		      struct kaf_error *err)
+int kaf_plot_open(const char *dir, const char *stem,
+		  struct kaf_plot_files *f, struct kaf_error *err)
 {
 	snprintf(f->gp_path, sizeof(f->gp_path), "%s/%s.gp", dir, stem);
 	snprintf(f->dat_path, sizeof(f->dat_path), "%s/%s.dat", dir, stem);
@@ -53,7 +45,7 @@ static int open_files(const char *dir, const char *stem, struct files *f,
 	return KAF_EIO;
 }
 
-static int close_files(struct files *f, struct kaf_error *err)
+int kaf_plot_close(struct kaf_plot_files *f, struct kaf_error *err)
 {
 	bool gp_bad = ferror(f->gp) != 0, dat_bad = ferror(f->dat) != 0;
 
@@ -65,9 +57,9 @@ static int close_files(struct files *f, struct kaf_error *err)
 	return KAF_OK;
 }
 
-/* A gnuplot string literal: double quotes, so escape \ and "; a line
- * break becomes \n, which gnuplot reads back as one. */
-static void gp_quote(FILE *gp, const char *s)
+/* Double quotes, so escape \ and "; a line break becomes \n, which
+ * gnuplot reads back as one. */
+void kaf_plot_quote(FILE *gp, const char *s)
 {
 	fputc('"', gp);
 	for (; *s; s++) {
@@ -82,13 +74,12 @@ static void gp_quote(FILE *gp, const char *s)
 }
 
 /*
- * Script head: how to redraw, then a loop drawing the same figure once
- * per format, so the PNG and the SVG cannot drift apart. gp_end closes
- * the loop. Text is not "enhanced": names like xavier_uniform would
- * otherwise print with subscripts.
+ * A loop drawing the same figure once per format, so the PNG and the SVG
+ * cannot drift apart. Text is not "enhanced": names like xavier_uniform
+ * would otherwise print with subscripts.
  */
-static void gp_begin(FILE *gp, const char *stem, const char *what,
-		     int width, int height)
+void kaf_plot_begin(FILE *gp, const char *stem, const char *what,
+		    int width, int height)
 {
 	fprintf(gp, "# %s\n# Written by kaf report. Redraw in this directory "
 		"with: gnuplot %s.gp\n# (reads %s.dat, writes %s.png and "
@@ -102,7 +93,7 @@ static void gp_begin(FILE *gp, const char *stem, const char *what,
 		width, height, width, height, stem);
 }
 
-static void gp_end(FILE *gp)
+void kaf_plot_end(FILE *gp)
 {
 	fputs("unset output\n}\n", gp);
 }
@@ -113,7 +104,7 @@ static void gp_level_tics(FILE *gp, const char *which,
 {
 	fprintf(gp, "set %stics (", which);
 	for (int i = 0; i < f->nlevels; i++) {
-		gp_quote(gp, f->levels[i].name);
+		kaf_plot_quote(gp, f->levels[i].name);
 		fprintf(gp, " %d%s", i, i + 1 < f->nlevels ? ", " : ")\n");
 	}
 }
@@ -157,7 +148,7 @@ static void rates_tics(const struct kaf_analysis *an, FILE *gp)
 	for (int i = 0; i < an->nranked; i++) {
 		kaf_analysis_label(an, &an->cells[an->ranking[i]], name,
 				   sizeof(name));
-		gp_quote(gp, name);
+		kaf_plot_quote(gp, name);
 		fprintf(gp, " %d%s", i, i + 1 < an->nranked ? ", " : ")\n");
 	}
 }
@@ -185,7 +176,7 @@ static void rates_series(const struct kaf_analysis *an, FILE *gp,
 		fprintf(gp, "%s\"rate_per_cell.dat\" using 2:($5 == %d ? $1 : "
 			"NaN):3:4 with xerrorbars %s title ", first ? "" :
 			", \\\n     ", g, style[g]);
-		gp_quote(gp, title[g]);
+		kaf_plot_quote(gp, title[g]);
 		first = false;
 	}
 	fputc('\n', gp);
@@ -201,7 +192,7 @@ static void rates_head(const struct kaf_analysis *an, FILE *gp)
 		 "(bars: Wilson 95 %% interval)\ncells: %s; rank 1 at the top",
 		 an->sweep_id, axes);
 	fputs("set title ", gp);
-	gp_quote(gp, title);
+	kaf_plot_quote(gp, title);
 	fprintf(gp, "\nset xlabel \"divergence rate (%% of the cell's runs)"
 		"\"\nset xrange [0:100]\nset yrange [%g:-0.6]\nset grid xtics\n"
 		"set key outside bottom center vertical\n", an->nranked - 0.4);
@@ -215,9 +206,9 @@ static int plot_rates(const struct kaf_analysis *an, const char *dir,
 		      struct kaf_plot *pl, struct kaf_error *err)
 {
 	int n = an->nranked, groups[3] = {0}, height, rc;
-	struct files f;
+	struct kaf_plot_files f;
 
-	rc = open_files(dir, pl->stem, &f, err);
+	rc = kaf_plot_open(dir, pl->stem, &f, err);
 	if (rc)
 		return rc;
 	for (int i = 0; i < n; i++) {
@@ -230,12 +221,13 @@ static int plot_rates(const struct kaf_analysis *an, const char *dir,
 	}
 	height = 200 + 26 * n;
 	height = height < 520 ? 520 : height > 8000 ? 8000 : height;
-	gp_begin(f.gp, pl->stem, "Divergence rate per cell", 1100, height);
+	kaf_plot_begin(f.gp, pl->stem, "Divergence rate per cell", 1100,
+		       height);
 	rates_head(an, f.gp);
 	rates_tics(an, f.gp);
 	rates_series(an, f.gp, groups);
-	gp_end(f.gp);
-	return close_files(&f, err);
+	kaf_plot_end(f.gp);
+	return kaf_plot_close(&f, err);
 }
 
 /* ---- heat map ---- */
@@ -336,7 +328,7 @@ static void heatmap_panel(const struct kaf_analysis *an,
 			 label((enum kaf_axis)g->panel_axis),
 			 an->factors[g->panel_axis].levels[p].name);
 		fputs("set title ", gp);
-		gp_quote(gp, title);
+		kaf_plot_quote(gp, title);
 		fputc('\n', gp);
 	}
 	/* Labels in two passes: black on light cells, white on dark. */
@@ -355,28 +347,28 @@ static int heatmap_script(const struct kaf_analysis *an, const char *dir,
 			  struct kaf_error *err)
 {
 	bool *has_data = calloc((size_t)g->np, sizeof(*has_data));
-	struct files f;
+	struct kaf_plot_files f;
 	int panels, cols, block = 0, rc;
 
 	if (!has_data)
 		return kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
-	rc = open_files(dir, pl->stem, &f, err);
+	rc = kaf_plot_open(dir, pl->stem, &f, err);
 	if (rc) {
 		free(has_data);
 		return rc;
 	}
 	panels = grid_write(g, f.dat, has_data);
 	cols = panels < 3 ? panels : 3;
-	gp_begin(f.gp, pl->stem, "Divergence rate over two axes",
+	kaf_plot_begin(f.gp, pl->stem, "Divergence rate over two axes",
 		 80 + 500 * cols, 60 + 420 * ((panels + cols - 1) / cols));
 	heatmap_setup(an, g, f.gp, panels);
 	for (int p = 0; p < g->np; p++)
 		if (has_data[p])
 			heatmap_panel(an, g, f.gp, p, block++);
 	fputs("unset multiplot\n", f.gp);
-	gp_end(f.gp);
+	kaf_plot_end(f.gp);
 	free(has_data);
-	return close_files(&f, err);
+	return kaf_plot_close(&f, err);
 }
 
 static int plot_heatmap(const struct kaf_analysis *an, const char *dir,
@@ -414,11 +406,11 @@ static void survival_head(const struct kaf_analysis *an, FILE *gp,
 
 		snprintf(title, sizeof(title), "Runs still alive after each "
 			 "training step, by %s", label(axis));
-		gp_quote(gp, title);
+		kaf_plot_quote(gp, title);
 		fputs("\nset key outside right title ", gp);
-		gp_quote(gp, label(axis));
+		kaf_plot_quote(gp, label(axis));
 	} else {
-		gp_quote(gp, "Runs still alive after each training step");
+		kaf_plot_quote(gp, "Runs still alive after each training step");
 		fputs("\nunset key", gp);
 	}
 	fprintf(gp, "\nset xlabel \"training steps completed (1 step = 1 "
@@ -435,17 +427,17 @@ static int plot_survival(const struct kaf_analysis *an, const char *dir,
 	enum kaf_axis axis = top_axis(an);
 	const struct kaf_factor *f = &an->factors[axis];
 	long *alive = malloc((size_t)(an->nsteps + 1) * sizeof(*alive));
-	struct files files;
+	struct kaf_plot_files files;
 	int block = 0, rc;
 
 	if (!alive)
 		return kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
-	rc = open_files(dir, pl->stem, &files, err);
+	rc = kaf_plot_open(dir, pl->stem, &files, err);
 	if (rc) {
 		free(alive);
 		return rc;
 	}
-	gp_begin(files.gp, pl->stem, "Survival curves", 1100, 640);
+	kaf_plot_begin(files.gp, pl->stem, "Survival curves", 1100, 640);
 	survival_head(an, files.gp, axis);
 	for (int i = 0; i < f->nlevels; i++) {
 		if (f->levels[i].runs == 0)
@@ -458,14 +450,15 @@ static int plot_survival(const struct kaf_analysis *an, const char *dir,
 		fprintf(files.gp, "%s\"survival.dat\" index %d using 1:2 with "
 			"steps lw 2.5 dt %d lc rgb \"%s\" title ", block ?
 			", \\\n     " : "plot ", block, block % 5 + 1,
-			colors[block % NCOLORS]);
-		gp_quote(files.gp, an->nvarying ? f->levels[i].name : "all");
+			kaf_plot_colors[block % KAF_PLOT_NCOLORS]);
+		kaf_plot_quote(files.gp, an->nvarying ? f->levels[i].name :
+			       "all");
 		block++;
 	}
 	fputc('\n', files.gp);
-	gp_end(files.gp);
+	kaf_plot_end(files.gp);
 	free(alive);
-	return close_files(&files, err);
+	return kaf_plot_close(&files, err);
 }
 
 /* ---- final validation loss of the survivors ---- */
@@ -495,7 +488,7 @@ static int losses_write(const struct kaf_analysis *an, enum kaf_axis axis,
 		snprintf(name, sizeof(name), "%s (n = %ld)", an->nvarying ?
 			 f->levels[i].name : "all runs", n);
 		fputs(boxes ? ", " : "", gp);
-		gp_quote(gp, name);
+		kaf_plot_quote(gp, name);
 		fprintf(gp, " %d", ++boxes);
 		free(v);
 	}
@@ -512,7 +505,7 @@ static void losses_head(const struct kaf_analysis *an, FILE *gp,
 		 "that did not diverge%s%s", an->nvarying ? ", by " : "",
 		 an->nvarying ? label(axis) : "");
 	fputs("set title ", gp);
-	gp_quote(gp, title);
+	kaf_plot_quote(gp, title);
 	fprintf(gp, "\nset xlabel \"%s\"\nset ylabel \"final validation "
 		"loss (MSE%s)\"\n", an->nvarying ? label(axis) : "",
 		lo > 0 && hi / lo >= 100 ? ", log scale" : "");
@@ -531,13 +524,13 @@ static int plot_losses(const struct kaf_analysis *an, const char *dir,
 {
 	enum kaf_axis axis = top_axis(an);
 	double lo = INFINITY, hi = -INFINITY;
-	struct files f;
+	struct kaf_plot_files f;
 	int boxes, rc;
 
-	rc = open_files(dir, pl->stem, &f, err);
+	rc = kaf_plot_open(dir, pl->stem, &f, err);
 	if (rc)
 		return rc;
-	gp_begin(f.gp, pl->stem, "Final validation loss of the survivors",
+	kaf_plot_begin(f.gp, pl->stem, "Final validation loss of the survivors",
 		 1100, 640);
 	boxes = losses_write(an, axis, f.dat, f.gp, &lo, &hi);
 	if (boxes > 0) {
@@ -546,11 +539,12 @@ static int plot_losses(const struct kaf_analysis *an, const char *dir,
 		for (int b = 0; b < boxes; b++)
 			fprintf(f.gp, "%s\"val_loss.dat\" index %d using "
 				"(%d):1 with boxplot lc rgb \"%s\"", b ? ", " :
-				"", b, b + 1, colors[b % NCOLORS]);
+				"", b, b + 1,
+				kaf_plot_colors[b % KAF_PLOT_NCOLORS]);
 		fputc('\n', f.gp);
 	}
-	gp_end(f.gp);
-	rc = close_files(&f, err);
+	kaf_plot_end(f.gp);
+	rc = kaf_plot_close(&f, err);
 	if (boxes < 0)
 		return kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
 	if (!rc && boxes == 0) {
@@ -662,10 +656,38 @@ static int spawn(const char *gnuplot, const char *dir, const char *script,
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-/* Run one script; on failure say why in pl->note. */
-static void draw(const char *gnuplot, const char *dir, struct kaf_plot *pl)
+/* Whether gnuplot wrote what pl promises; if not, say so in pl->note. */
+static bool check_output(const char *dir, struct kaf_plot *pl)
 {
-	char script[64], log_path[4096], out[4096];
+	char path[4096];
+
+	if (pl->animated) {
+		snprintf(path, sizeof(path), "%s/%s.gif", dir, pl->stem);
+		pl->frames = kaf_plot_gif_frames(path);
+		if (pl->frames > 0)
+			return true;
+		snprintf(pl->note, sizeof(pl->note), "gnuplot wrote no valid "
+			 "GIF file %s.gif", pl->stem);
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/%s.png", dir, pl->stem);
+	if (!kaf_plot_is_png(path)) {
+		snprintf(pl->note, sizeof(pl->note), "gnuplot wrote no valid "
+			 "PNG file %s.png", pl->stem);
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/%s.svg", dir, pl->stem);
+	if (!kaf_plot_is_svg(path)) {
+		snprintf(pl->note, sizeof(pl->note), "gnuplot wrote no valid "
+			 "SVG file %s.svg", pl->stem);
+		return false;
+	}
+	return true;
+}
+
+void kaf_plot_draw(const char *gnuplot, const char *dir, struct kaf_plot *pl)
+{
+	char script[KAF_PLOT_STEM_MAX + 8], log_path[4096];
 	int log_fd, null_fd, status;
 
 	snprintf(script, sizeof(script), "%s.gp", pl->stem);
@@ -689,18 +711,17 @@ static void draw(const char *gnuplot, const char *dir, struct kaf_plot *pl)
 		last_line(log_path, msg, sizeof(msg));
 		snprintf(pl->note, sizeof(pl->note), "gnuplot exited with "
 			 "status %d: %s", status, msg);
-	} else if (snprintf(out, sizeof(out), "%s/%s.png", dir, pl->stem),
-		   !kaf_plot_is_png(out)) {
-		snprintf(pl->note, sizeof(pl->note), "gnuplot wrote no valid "
-			 "PNG file %s.png", pl->stem);
-	} else if (snprintf(out, sizeof(out), "%s/%s.svg", dir, pl->stem),
-		   !kaf_plot_is_svg(out)) {
-		snprintf(pl->note, sizeof(pl->note), "gnuplot wrote no valid "
-			 "SVG file %s.svg", pl->stem);
-	} else {
+	} else if (check_output(dir, pl)) {
 		pl->state = KAF_PLOT_DRAWN;
 	}
 	unlink(log_path);
+}
+
+void kaf_plot_init(struct kaf_plot *pl, const char *stem, bool animated)
+{
+	*pl = (struct kaf_plot){.state = KAF_PLOT_NO_GNUPLOT,
+				.animated = animated};
+	snprintf(pl->stem, sizeof(pl->stem), "%s", stem);
 }
 
 typedef int plot_fn(const struct kaf_analysis *an, const char *dir,
@@ -719,12 +740,11 @@ int kaf_plot_all(const struct kaf_analysis *an, const char *dir,
 	int rc = KAF_OK;
 
 	for (int i = 0; i < KAF_PLOT_COUNT; i++)
-		plots[i] = (struct kaf_plot){.stem = kaf_plot_stems[i],
-					     .state = KAF_PLOT_NO_GNUPLOT};
+		kaf_plot_init(&plots[i], kaf_plot_stems[i], false);
 	for (int i = 0; i < KAF_PLOT_COUNT && !rc; i++) {
 		rc = write[i](an, dir, &plots[i], err);
 		if (!rc && gnuplot && plots[i].state == KAF_PLOT_NO_GNUPLOT)
-			draw(gnuplot, dir, &plots[i]);
+			kaf_plot_draw(gnuplot, dir, &plots[i]);
 	}
 	return rc;
 }
@@ -787,4 +807,53 @@ bool kaf_plot_is_svg(const char *path)
 	root = svg_root(head);
 	return root && strncmp(root, "<svg", 4) == 0 &&
 	       strchr(" \t\r\n>", root[4]) && strstr(tail, "</svg>");
+}
+
+/*
+ * Walk the GIF's blocks (header, screen descriptor and colour table,
+ * then extensions and images until the trailer), so a truncated or
+ * foreign file is refused rather than counted.
+ */
+static bool skip_sub_blocks(FILE *f)
+{
+	int len;
+
+	while ((len = fgetc(f)) > 0)
+		if (fseek(f, len, SEEK_CUR) != 0)
+			return false;
+	return len == 0;
+}
+
+static long table_size(int packed)
+{
+	return packed & 0x80 ? 3L << ((packed & 7) + 1) : 0;
+}
+
+int kaf_plot_gif_frames(const char *path)
+{
+	unsigned char head[13], image[9];
+	FILE *f = fopen(path, "rb");
+	int frames = 0, kind;
+	bool ok;
+
+	if (!f)
+		return -1;
+	ok = fread(head, 1, sizeof(head), f) == sizeof(head) &&
+	     (memcmp(head, "GIF89a", 6) == 0 || memcmp(head, "GIF87a", 6) == 0)
+	     && fseek(f, table_size(head[10]), SEEK_CUR) == 0;
+	while (ok && (kind = fgetc(f)) != 0x3b) {
+		if (kind == 0x21) {             /* extension: label, blocks */
+			ok = fgetc(f) != EOF && skip_sub_blocks(f);
+		} else if (kind == 0x2c) {      /* image descriptor */
+			ok = fread(image, 1, sizeof(image), f) ==
+			     sizeof(image) &&
+			     fseek(f, table_size(image[8]), SEEK_CUR) == 0 &&
+			     fgetc(f) != EOF && skip_sub_blocks(f);
+			frames += ok;
+		} else {
+			ok = false;
+		}
+	}
+	fclose(f);
+	return ok ? frames : -1;
 }

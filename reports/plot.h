@@ -14,7 +14,9 @@
  * effect, one panel per value of the third; the fraction of runs still
  * alive after each step, one line per value of the axis with the largest
  * effect; the final validation loss of the runs that survived, one box
- * per value of that axis.
+ * per value of that axis. The figures of experiments 1 and 2 are
+ * written by study_plot.h with the helpers at the end of this header;
+ * an animation is one stem.gif instead of the PNG and SVG.
  *
  * gnuplot is found through the environment: KAF_GNUPLOT, when set and
  * not empty, names the program (a path, or a name looked up on PATH);
@@ -33,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "analysis.h"
 #include "error.h"
@@ -52,14 +55,24 @@ enum kaf_plot_state {
 	KAF_PLOT_FAILED,        /* gnuplot failed; note has its message */
 };
 
+/* Room for a stem: letters, digits and '_' only. */
+#define KAF_PLOT_STEM_MAX 80
+
 struct kaf_plot {
-	const char *stem;       /* "rate_per_cell", "heatmap", ... */
+	char stem[KAF_PLOT_STEM_MAX];   /* "rate_per_cell", ... */
+	bool animated;          /* stem.gif instead of stem.png, stem.svg */
 	enum kaf_plot_state state;
+	int frames;             /* of a drawn animation */
 	char note[256];         /* why not drawn; "" when drawn */
 };
 
 /* The file stems, by kaf_plot_id. */
 extern const char *const kaf_plot_stems[KAF_PLOT_COUNT];
+
+#define KAF_PLOT_NCOLORS 10
+
+/* Line colours, in the order the lines of a figure take them. */
+extern const char *const kaf_plot_colors[KAF_PLOT_NCOLORS];
 
 /*
  * Resolve the gnuplot program to run into path (size bytes), from
@@ -79,10 +92,53 @@ int kaf_plot_all(const struct kaf_analysis *an, const char *dir,
 		 const char *gnuplot, struct kaf_plot *plots,
 		 struct kaf_error *err);
 
+/* A record for the figure stem, not yet drawn. */
+void kaf_plot_init(struct kaf_plot *pl, const char *stem, bool animated);
+
 /* The file starts with the PNG signature and an IHDR chunk. */
 bool kaf_plot_is_png(const char *path);
 
 /* The file's root element is <svg ...> and it ends with </svg>. */
 bool kaf_plot_is_svg(const char *path);
+
+/*
+ * The number of images (frames) in a GIF file whose blocks are all well
+ * formed up to the trailer; -1 for anything else.
+ */
+int kaf_plot_gif_frames(const char *path);
+
+/* ---- for the modules that write figures of their own ---- */
+
+/* A figure's two files while they are written: stem.gp and stem.dat. */
+struct kaf_plot_files {
+	FILE *gp, *dat;
+	char gp_path[4096], dat_path[4096];
+};
+
+/* Create dir/stem.gp and dir/stem.dat; KAF_EIO naming the file. */
+int kaf_plot_open(const char *dir, const char *stem,
+		  struct kaf_plot_files *f, struct kaf_error *err);
+
+/* Close both; KAF_EIO if either could not be written in full. */
+int kaf_plot_close(struct kaf_plot_files *f, struct kaf_error *err);
+
+/* s as a gnuplot string literal. */
+void kaf_plot_quote(FILE *gp, const char *s);
+
+/*
+ * The head of a script that draws stem.png and stem.svg (width x height
+ * pixels), with a comment saying how to redraw it; kaf_plot_end closes
+ * it. The commands between run once per format.
+ */
+void kaf_plot_begin(FILE *gp, const char *stem, const char *what,
+		    int width, int height);
+void kaf_plot_end(FILE *gp);
+
+/*
+ * Run gnuplot on dir/stem.gp in dir and check its output: a PNG and an
+ * SVG, or a GIF of at least one frame when pl->animated. Sets pl->state
+ * to KAF_PLOT_DRAWN, or KAF_PLOT_FAILED with the reason in pl->note.
+ */
+void kaf_plot_draw(const char *gnuplot, const char *dir, struct kaf_plot *pl);
 
 #endif

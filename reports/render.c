@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "study_render.h"
+
 /* Prose lists at most this many values of an axis. */
 #define MAX_LISTED 8
 
@@ -16,7 +18,8 @@
 
 const char *const kaf_render_tables[] = {
 	"sweep", "ranking", "factors", "factor_levels", "causes",
-	"divergence_steps", "causes_by_value", "survival", "val_loss", NULL,
+	"divergence_steps", "causes_by_value", "survival", "val_loss",
+	"exp1_classification", "exp1_regression", "exp2_shape", NULL,
 };
 
 static const char *label(enum kaf_axis axis)
@@ -1043,7 +1046,9 @@ static void section_methods(const struct kaf_analysis *an,
 }
 
 int kaf_render_report(const struct kaf_analysis *an,
-		      const struct kaf_plot *plots, struct kaf_doc *doc)
+		      const struct kaf_plot *plots,
+		      const struct kaf_study_plots *study,
+		      struct kaf_doc *doc)
 {
 	int rc;
 
@@ -1052,6 +1057,8 @@ int kaf_render_report(const struct kaf_analysis *an,
 			an->preset ? ")" : "");
 	rc = section_summary(an, doc);
 	section_sweep(an, doc);
+	if (!rc)
+		rc = kaf_study_render(an, study, doc);
 	section_ranking(an, &plots[KAF_PLOT_RATES], doc);
 	section_factors(an, &plots[KAF_PLOT_HEATMAP], doc);
 	if (!rc)

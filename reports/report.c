@@ -15,11 +15,46 @@
 #include "log.h"
 #include "plot.h"
 #include "render.h"
+#include "study_plot.h"
 
 /* Extensions of a figure's files under plots/. */
-static const char *const plot_exts[] = {"gp", "dat", "png", "svg"};
+enum { EXT_GP, EXT_DAT, EXT_PNG, EXT_SVG, EXT_GIF };
+
+static const char *const plot_exts[] = {
+	[EXT_GP] = "gp", [EXT_DAT] = "dat", [EXT_PNG] = "png",
+	[EXT_SVG] = "svg", [EXT_GIF] = "gif",
+};
 
 #define NPLOT_EXTS (int)(sizeof(plot_exts) / sizeof(plot_exts[0]))
+
+/* Every figure of a report: the fixed ones, then experiments 1 and 2. */
+struct figures {
+	struct kaf_plot fixed[KAF_PLOT_COUNT];
+	struct kaf_study_plots study;
+};
+
+static int figures_count(const struct figures *f)
+{
+	return KAF_PLOT_COUNT + f->study.n;
+}
+
+static struct kaf_plot *figure_at(struct figures *f, int i)
+{
+	return i < KAF_PLOT_COUNT ? &f->fixed[i] :
+		&f->study.all[i - KAF_PLOT_COUNT];
+}
+
+/* Whether a figure in its state has a file with extension e: script
+ * and data always, a still's PNG and SVG or an animation's GIF when
+ * drawn. */
+static bool figure_has(const struct kaf_plot *pl, int e)
+{
+	if (e == EXT_GP || e == EXT_DAT)
+		return true;
+	if (pl->state != KAF_PLOT_DRAWN)
+		return false;
+	return pl->animated ? e == EXT_GIF : e == EXT_PNG || e == EXT_SVG;
+}
 
 /* Relative paths of the files a report wrote, in the order listed. */
 struct names {
@@ -218,17 +253,25 @@ static int write_docs(struct writer *w, const struct kaf_analysis *an,
 /* ---- plots ---- */
 
 /* One warning naming the figures gnuplot would have drawn. */
-static void warn_skipped(const struct kaf_plot *plots, const char *why,
+static void warn_skipped(struct figures *figs, const char *why,
 			 const char *out_dir)
 {
-	char list[256] = "";
+	char list[512] = "";
 	size_t used = 0;
 
-	for (int i = 0; i < KAF_PLOT_COUNT; i++)
-		if (plots[i].state == KAF_PLOT_NO_GNUPLOT)
-			used += (size_t)snprintf(list + used, sizeof(list) -
-						 used, "%s%s", used ? ", " : "",
-						 plots[i].stem);
+	for (int i = 0; i < figures_count(figs); i++) {
+		const struct kaf_plot *pl = figure_at(figs, i);
+		size_t len = strlen(pl->stem);
+
+		if (pl->state != KAF_PLOT_NO_GNUPLOT)
+			continue;
+		if (used + len + 8 >= sizeof(list)) {
+			snprintf(list + used, sizeof(list) - used, ", ...");
+			break;
+		}
+		used += (size_t)snprintf(list + used, sizeof(list) - used,
+					 "%s%s", used ? ", " : "", pl->stem);
+	}
 	if (used == 0)
 		return;
 	kaf_log_warn("plots skipped (%s): %s; install gnuplot with "
@@ -238,7 +281,7 @@ static void warn_skipped(const struct kaf_plot *plots, const char *why,
 }
 
 static int draw_plots(struct writer *w, const struct kaf_analysis *an,
-		      bool no_plots, struct kaf_plot *plots,
+		      bool no_plots, struct figures *figs,
 		      struct kaf_error *why, struct kaf_error *err)
 {
 	char dir[PATH_MAX], gnuplot[PATH_MAX];
@@ -254,27 +297,34 @@ static int draw_plots(struct writer *w, const struct kaf_analysis *an,
 	if (!no_plots)
 		found = kaf_plot_find_gnuplot(gnuplot, sizeof(gnuplot),
 					      why) == KAF_OK;
-	rc = kaf_plot_all(an, dir, found ? gnuplot : NULL, plots, err);
-	for (int i = 0; i < KAF_PLOT_COUNT && !rc; i++)
-		if (plots[i].state == KAF_PLOT_NO_GNUPLOT)
-			snprintf(plots[i].note, sizeof(plots[i].note), "%s",
-				 no_plots ? "plots were turned off" :
+	rc = kaf_plot_all(an, dir, found ? gnuplot : NULL, figs->fixed, err);
+	if (!rc)
+		rc = kaf_study_plot_all(an, dir, found ? gnuplot : NULL,
+					&figs->study, err);
+	for (int i = 0; i < figures_count(figs) && !rc; i++) {
+		struct kaf_plot *pl = figure_at(figs, i);
+
+		if (pl->state == KAF_PLOT_NO_GNUPLOT)
+			snprintf(pl->note, sizeof(pl->note), "%s", no_plots ?
+				 "plots were turned off" :
 				 "gnuplot was not found");
+	}
 	return rc;
 }
 
 /* The files of every figure: script and data, images when drawn. */
-static int record_plots(struct writer *w, const struct kaf_plot *plots,
+static int record_plots(struct writer *w, struct figures *figs,
 			struct kaf_error *err)
 {
-	for (int i = 0; i < KAF_PLOT_COUNT; i++) {
-		int exts = plots[i].state == KAF_PLOT_DRAWN ? NPLOT_EXTS : 2;
+	for (int i = 0; i < figures_count(figs); i++) {
+		const struct kaf_plot *pl = figure_at(figs, i);
 
-		if (plots[i].state == KAF_PLOT_NOT_APPLICABLE)
+		if (pl->state == KAF_PLOT_NOT_APPLICABLE)
 			continue;
-		for (int e = 0; e < exts; e++)
-			if (names_add(&w->written, "plots/%s.%s",
-				      plots[i].stem, plot_exts[e]))
+		for (int e = 0; e < NPLOT_EXTS; e++)
+			if (figure_has(pl, e) &&
+			    names_add(&w->written, "plots/%s.%s", pl->stem,
+				      plot_exts[e]))
 				return kaf_error_set(err, KAF_ENOMEM,
 						     "report: out of memory");
 	}
@@ -311,6 +361,40 @@ static void remove_stale(const struct writer *w, const char *name)
 		unlink(path);
 }
 
+/* Whether a file under plots/ is one a study figure may have left. */
+static bool study_file(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	bool prefixed = false;
+
+	for (int i = 0; kaf_study_plot_prefixes[i]; i++)
+		prefixed |= strncmp(name, kaf_study_plot_prefixes[i],
+				    strlen(kaf_study_plot_prefixes[i])) == 0;
+	for (int e = 0; prefixed && dot && e < NPLOT_EXTS; e++)
+		if (strcmp(dot + 1, plot_exts[e]) == 0)
+			return true;
+	return false;
+}
+
+/* The study's figures are named after the sweep's blocks: look. */
+static void remove_stale_study(const struct writer *w)
+{
+	char dir[PATH_MAX], name[512];
+	DIR *d;
+	struct dirent *e;
+
+	join(dir, w->out_dir, "plots");
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		if (!study_file(e->d_name) || strlen(e->d_name) > 256)
+			continue;
+		snprintf(name, sizeof(name), "plots/%s", e->d_name);
+		remove_stale(w, name);
+	}
+	if (d)
+		closedir(d);
+}
+
 static void remove_stale_all(const struct writer *w)
 {
 	char name[256];
@@ -326,6 +410,7 @@ static void remove_stale_all(const struct writer *w)
 			remove_stale(w, name);
 		}
 	}
+	remove_stale_study(w);
 }
 
 /*
@@ -379,7 +464,7 @@ static int make_stage(const char *out_dir, char *stage, bool *created,
 	return rc;
 }
 
-static int fill_result(const struct writer *w, const struct kaf_plot *plots,
+static int fill_result(const struct writer *w, struct figures *figs,
 		       long long sweep_id, struct kaf_report_result *res)
 {
 	res->sweep_id = sweep_id;
@@ -396,22 +481,26 @@ static int fill_result(const struct writer *w, const struct kaf_plot *plots,
 			 w->written.v[i]);
 		res->nfiles++;
 	}
-	for (int i = 0; i < KAF_PLOT_COUNT; i++)
-		res->plots_drawn += plots[i].state == KAF_PLOT_DRAWN;
+	for (int i = 0; i < figures_count(figs); i++)
+		res->plots_drawn += figure_at(figs, i)->state ==
+				    KAF_PLOT_DRAWN;
 	return KAF_OK;
 }
 
-static void warn_failed(const struct kaf_plot *plots)
+static void warn_failed(struct figures *figs)
 {
-	for (int i = 0; i < KAF_PLOT_COUNT; i++)
-		if (plots[i].state == KAF_PLOT_FAILED)
-			kaf_log_warn("plot %s not drawn: %s", plots[i].stem,
-				     plots[i].note);
+	for (int i = 0; i < figures_count(figs); i++) {
+		const struct kaf_plot *pl = figure_at(figs, i);
+
+		if (pl->state == KAF_PLOT_FAILED)
+			kaf_log_warn("plot %s not drawn: %s", pl->stem,
+				     pl->note);
+	}
 }
 
 /* Everything between the analysis and the move into place. */
 static int generate(struct writer *w, const struct kaf_analysis *an,
-		    bool no_plots, struct kaf_plot *plots,
+		    bool no_plots, struct figures *figs,
 		    struct kaf_error *why, struct kaf_error *err)
 {
 	struct kaf_doc *doc = kaf_doc_create();
@@ -419,13 +508,13 @@ static int generate(struct writer *w, const struct kaf_analysis *an,
 
 	if (!doc)
 		return kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
-	rc = draw_plots(w, an, no_plots, plots, why, err);
-	if (!rc && kaf_render_report(an, plots, doc))
+	rc = draw_plots(w, an, no_plots, figs, why, err);
+	if (!rc && kaf_render_report(an, figs->fixed, &figs->study, doc))
 		rc = kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
 	if (!rc)
 		rc = write_docs(w, an, doc, err);
 	if (!rc)
-		rc = record_plots(w, plots, err);
+		rc = record_plots(w, figs, err);
 	kaf_doc_destroy(doc);
 	return rc;
 }
@@ -436,7 +525,7 @@ int kaf_report_run(const struct kaf_report_opts *opts,
 	const char *db = opts->db_path ? opts->db_path : KAF_REPORT_DEFAULT_DB;
 	struct writer w = {.out_dir = opts->out_dir ? opts->out_dir :
 			   KAF_REPORT_DEFAULT_DIR};
-	struct kaf_plot plots[KAF_PLOT_COUNT];
+	struct figures figs = {0};
 	struct kaf_analysis *an = NULL;
 	struct kaf_error why = {""};
 	char stage[PATH_MAX];
@@ -453,21 +542,22 @@ int kaf_report_run(const struct kaf_report_opts *opts,
 		return rc;
 	}
 	w.stage = stage;
-	rc = generate(&w, an, opts->no_plots, plots, &why, err);
+	rc = generate(&w, an, opts->no_plots, &figs, &why, err);
 	if (!rc)
 		rc = commit(&w, err);
 	remove_tree(stage);
 	if (rc && created)
 		rmdir(w.out_dir);
 	if (!rc && !opts->no_plots)
-		warn_skipped(plots, why.msg, w.out_dir);
+		warn_skipped(&figs, why.msg, w.out_dir);
 	if (!rc)
-		warn_failed(plots);
-	if (!rc && res && fill_result(&w, plots, an->sweep_id, res)) {
+		warn_failed(&figs);
+	if (!rc && res && fill_result(&w, &figs, an->sweep_id, res)) {
 		kaf_report_result_finish(res);
 		rc = kaf_error_set(err, KAF_ENOMEM, "report: out of memory");
 	}
 	names_finish(&w.written);
+	kaf_study_plots_finish(&figs.study);
 	kaf_analysis_destroy(an);
 	return rc;
 }

@@ -7,8 +7,9 @@
  *   report.html    the same, self-contained: style inline, every plot
  *                  embedded as PNG data, so it opens offline
  *   NAME.csv       one file per table, full-precision numbers
- *   plots/         each figure as NAME.png (pngcairo) and NAME.svg, with
- *                  the NAME.gp script and NAME.dat data that drew it
+ *   plots/         each figure as NAME.png (pngcairo) and NAME.svg, an
+ *                  animation as NAME.gif, with the NAME.gp script and
+ *                  NAME.dat data that drew it
  * What it says is described in render.h, the figures in plot.h.
  *
  * Writing is all or nothing: every file is generated in a hidden staging
@@ -55,7 +56,7 @@ struct kaf_report_result {
 	long long sweep_id;     /* the sweep reported */
 	int nfiles;
 	char **files;           /* (nfiles) paths written: out_dir/NAME */
-	int plots_drawn;        /* figures drawn, of KAF_PLOT_COUNT */
+	int plots_drawn;        /* figures drawn */
 };
 
 /*

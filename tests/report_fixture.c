@@ -131,8 +131,8 @@ static long long insert_cell(sqlite3 *db, long long sweep, int index,
 			       "dataset, activation, kernel, precision, init, "
 			       "reg, lambda, opt, lr, epochs, hidden, "
 			       "calc_num, standardize, grad_limit, bandwidth, "
-			       "block, target_runs) VALUES (?, ?, ?, ?, ?, ?, "
-			       "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)", -1,
+			       "target_runs, block) VALUES (?, ?, ?, ?, ?, ?, "
+			       "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
 			       &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, sweep);
@@ -153,6 +153,7 @@ static long long insert_cell(sqlite3 *db, long long sweep, int index,
 	sqlite3_bind_double(st, 16, c->grad_limit);
 	sqlite3_bind_double(st, 17, c->bandwidth);
 	sqlite3_bind_int(st, 18, runs);
+	sqlite3_bind_text(st, 19, c->block ? c->block : "", -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_DONE)
 		id = sqlite3_last_insert_rowid(db);
 	sqlite3_finalize(st);
@@ -224,4 +225,149 @@ long long fixture_add_sweep(sqlite3 *db, const struct fixture_sweep *s)
 		return -1;
 	}
 	return exec(db, "COMMIT") ? -1 : sweep;
+}
+
+void fixture_trace(int c, int r, long e, double *train, double *val)
+{
+	*train = (1.0 + c) * (1.0 + r) / (1.0 + (double)e);
+	*val = 2 * *train + 0.5;
+}
+
+static int insert_trace_rows(sqlite3_stmt *st, long long cell_id, int c,
+			     int r, long last)
+{
+	int rc = 0;
+
+	for (long e = 0; e <= last && !rc; e++) {
+		double train, val;
+
+		fixture_trace(c, r, e, &train, &val);
+		sqlite3_bind_int64(st, 1, cell_id);
+		sqlite3_bind_int(st, 2, r);
+		sqlite3_bind_int64(st, 3, e);
+		sqlite3_bind_double(st, 4, train);
+		sqlite3_bind_double(st, 5, val);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_reset(st);
+	}
+	return rc;
+}
+
+int fixture_add_traces(sqlite3 *db, long long sweep_id)
+{
+	sqlite3_stmt *runs = NULL, *ins = NULL;
+	int rc = exec(db, "BEGIN");
+
+	if (!rc && (sqlite3_prepare_v2(db, "SELECT r.cell_id, c.cell_index, "
+				       "r.replicate, CASE WHEN r.diverged "
+				       "THEN r.step ELSE c.epochs - 1 END "
+				       "FROM run AS r JOIN cell AS c USING "
+				       "(cell_id) WHERE c.sweep_id = ?1", -1,
+				       &runs, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(db, "INSERT INTO trace (cell_id, "
+				       "replicate, epoch, train_loss, "
+				       "val_loss) VALUES (?1, ?2, ?3, ?4, ?5)",
+				       -1, &ins, NULL) != SQLITE_OK))
+		rc = -1;
+	if (!rc)
+		sqlite3_bind_int64(runs, 1, sweep_id);
+	while (!rc && sqlite3_step(runs) == SQLITE_ROW)
+		rc = insert_trace_rows(ins, sqlite3_column_int64(runs, 0),
+				       sqlite3_column_int(runs, 1),
+				       sqlite3_column_int(runs, 2),
+				       sqlite3_column_int64(runs, 3));
+	sqlite3_finalize(runs);
+	sqlite3_finalize(ins);
+	if (rc) {
+		fprintf(stderr, "fixture: %s\n", sqlite3_errmsg(db));
+		exec(db, "ROLLBACK");
+		return -1;
+	}
+	return exec(db, "COMMIT");
+}
+
+void fixture_link_range(int k, double *lo, double *hi)
+{
+	static const double ranges[3][2] = {{-6, 6}, {-3, 3}, {0, 3}};
+
+	*lo = ranges[k % 3][0];
+	*hi = ranges[k % 3][1];
+}
+
+double fixture_link(int k, int f, int nframes, double z)
+{
+	double s = (f + 1.0) / nframes;
+
+	switch (k % 3) {
+	case 0:
+		return 1 / (1 + exp(-s * z));
+	case 1:
+		return exp(-s * z * z / 2);
+	default:
+		return s * (3 - z);
+	}
+}
+
+static int link_frame_rows(sqlite3 *db, long long cell_id, int f,
+			   long epoch, int nframes, int npoints, int ncalc)
+{
+	char sql[160];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "INSERT INTO link_frame VALUES (%lld, 0, "
+		 "%ld, %.17g)", cell_id, epoch, 1.5 - 0.01 * f);
+	rc = exec(db, sql);
+	for (int k = 0; k < 3 && !rc; k++) {
+		double lo, hi;
+
+		fixture_link_range(k, &lo, &hi);
+		for (int i = 0; i < npoints && !rc; i++) {
+			double z = lo + (hi - lo) * i / (npoints - 1);
+
+			snprintf(sql, sizeof(sql), "INSERT INTO link_point "
+				 "VALUES (%lld, 0, %ld, %d, %d, %.17g, %.17g)",
+				 cell_id, epoch, k, i, z,
+				 fixture_link(k, f, nframes, z));
+			rc = exec(db, sql);
+		}
+		for (int j = 0; j < ncalc && !rc; j++) {
+			double z = lo + (hi - lo) * (j + 0.5) / ncalc;
+
+			snprintf(sql, sizeof(sql), "INSERT INTO link_calc "
+				 "VALUES (%lld, 0, %ld, %d, %d, %.17g, %d)",
+				 cell_id, epoch, k, j, z,
+				 fixture_link(k, f, nframes, z) > 0.5);
+			rc = exec(db, sql);
+		}
+	}
+	return rc;
+}
+
+int fixture_add_links(sqlite3 *db, long long sweep_id, int c, int nframes,
+		      long every, int npoints, int ncalc)
+{
+	sqlite3_stmt *st = NULL;
+	long long cell_id = -1;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT cell_id FROM cell WHERE sweep_id "
+			       "= ?1 AND cell_index = ?2", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, sweep_id);
+	sqlite3_bind_int(st, 2, c);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		cell_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (cell_id < 0 || exec(db, "BEGIN"))
+		return -1;
+	for (int f = 0; f < nframes && !rc; f++)
+		rc = link_frame_rows(db, cell_id, f, f < nframes - 1 ?
+				     f * every : (nframes - 1) * every - 1,
+				     nframes, npoints, ncalc);
+	if (rc) {
+		exec(db, "ROLLBACK");
+		return -1;
+	}
+	return exec(db, "COMMIT");
 }
