@@ -14,23 +14,23 @@
 /* A sweep may be writing: wait this long for its brief locks. */
 #define BUSY_TIMEOUT_MS 10000
 
-const struct kaf_axis_info kaf_axis_info[KAF_AXIS_COUNT] = {
-	[KAF_AXIS_BLOCK] = {"block", "block"},
-	[KAF_AXIS_DATASET] = {"dataset", "dataset"},
-	[KAF_AXIS_ACTIVATION] = {"activation", "activation"},
-	[KAF_AXIS_KERNEL] = {"kernel", "kernel"},
-	[KAF_AXIS_PRECISION] = {"precision", "precision"},
-	[KAF_AXIS_INIT] = {"init", "initializer"},
-	[KAF_AXIS_OPT] = {"opt", "optimizer"},
-	[KAF_AXIS_REG] = {"reg", "regularizer"},
-	[KAF_AXIS_LAMBDA] = {"lambda", "lambda"},
-	[KAF_AXIS_LR] = {"lr", "learning rate"},
-	[KAF_AXIS_EPOCHS] = {"epochs", "epochs"},
-	[KAF_AXIS_HIDDEN] = {"hidden", "hidden units"},
-	[KAF_AXIS_CALC_NUM] = {"calc_num", "calc rows"},
-	[KAF_AXIS_STANDARDIZE] = {"standardize", "standardize"},
-	[KAF_AXIS_GRAD_LIMIT] = {"grad_limit", "gradient limit"},
-	[KAF_AXIS_BANDWIDTH] = {"bandwidth", "initial bandwidth"},
+const struct kaf_column_info kaf_column_info[KAF_COL_COUNT] = {
+	[KAF_COL_BLOCK] = {"block", "block"},
+	[KAF_COL_DATASET] = {"dataset", "dataset"},
+	[KAF_COL_ACTIVATION] = {"activation", "activation"},
+	[KAF_COL_KERNEL] = {"kernel", "kernel"},
+	[KAF_COL_PRECISION] = {"precision", "precision"},
+	[KAF_COL_INIT] = {"init", "initializer"},
+	[KAF_COL_OPT] = {"opt", "optimizer"},
+	[KAF_COL_REG] = {"reg", "regularizer"},
+	[KAF_COL_LAMBDA] = {"lambda", "lambda"},
+	[KAF_COL_LR] = {"lr", "learning rate"},
+	[KAF_COL_EPOCHS] = {"epochs", "epochs"},
+	[KAF_COL_HIDDEN] = {"hidden", "hidden units"},
+	[KAF_COL_CALC_NUM] = {"calc_num", "calc rows"},
+	[KAF_COL_STANDARDIZE] = {"standardize", "standardize"},
+	[KAF_COL_GRAD_LIMIT] = {"grad_limit", "gradient limit"},
+	[KAF_COL_BANDWIDTH] = {"bandwidth", "initial bandwidth"},
 };
 
 /* Causes the engine records, in the order tables list them. */
@@ -231,14 +231,14 @@ static void shortest_double(double x, char *buf, size_t size)
 }
 
 /* The name a value is shown by, and its number on numeric axes. */
-static void value_name(sqlite3_stmt *st, int col, enum kaf_axis axis,
+static void value_name(sqlite3_stmt *st, int col, enum kaf_cell_column axis,
 		       char *buf, size_t size, double *num)
 {
 	*num = NAN;
 	switch (sqlite3_column_type(st, col)) {
 	case SQLITE_INTEGER:
 		*num = (double)sqlite3_column_int64(st, col);
-		if (axis == KAF_AXIS_STANDARDIZE)
+		if (axis == KAF_COL_STANDARDIZE)
 			snprintf(buf, size, "%s", *num != 0 ? "yes" : "no");
 		else
 			snprintf(buf, size, "%lld",
@@ -246,7 +246,7 @@ static void value_name(sqlite3_stmt *st, int col, enum kaf_axis axis,
 		return;
 	case SQLITE_FLOAT:
 		*num = sqlite3_column_double(st, col);
-		if (axis == KAF_AXIS_GRAD_LIMIT && *num == 0)
+		if (axis == KAF_COL_GRAD_LIMIT && *num == 0)
 			snprintf(buf, size, "off");
 		else
 			shortest_double(*num, buf, size);
@@ -292,16 +292,16 @@ static int read_cell(sqlite3_stmt *st, struct kaf_analysis *an,
 	*cell = (struct kaf_cell){0};
 	cell->cell_id = sqlite3_column_int64(st, 0);
 	cell->cell_index = (long)sqlite3_column_int64(st, 1);
-	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
-		value_name(st, 2 + a, (enum kaf_axis)a, name, sizeof(name),
+	for (int a = 0; a < KAF_COL_COUNT; a++) {
+		value_name(st, 2 + a, (enum kaf_cell_column)a, name, sizeof(name),
 			   &num);
 		cell->level[a] = intern_level(&an->factors[a], name, num);
 		if (cell->level[a] < 0)
 			return no_memory(err);
 	}
-	cell->target_runs = (long)sqlite3_column_int64(st, 2 + KAF_AXIS_COUNT);
-	cell->runs = (long)sqlite3_column_int64(st, 3 + KAF_AXIS_COUNT);
-	cell->diverged = (long)sqlite3_column_int64(st, 4 + KAF_AXIS_COUNT);
+	cell->target_runs = (long)sqlite3_column_int64(st, 2 + KAF_COL_COUNT);
+	cell->runs = (long)sqlite3_column_int64(st, 3 + KAF_COL_COUNT);
+	cell->diverged = (long)sqlite3_column_int64(st, 4 + KAF_COL_COUNT);
 	cell->rate = cell->runs ? (double)cell->diverged / cell->runs : NAN;
 	cell->p = cell->p_holm = NAN;
 	if (cell->diverged < 0 || cell->diverged > cell->runs)
@@ -317,9 +317,9 @@ static void cells_sql(char *sql, size_t size)
 {
 	int used = snprintf(sql, size, "SELECT c.cell_id, c.cell_index");
 
-	for (int a = 0; a < KAF_AXIS_COUNT; a++)
+	for (int a = 0; a < KAF_COL_COUNT; a++)
 		used += snprintf(sql + used, size - (size_t)used, ", c.%s",
-				 kaf_axis_info[a].column);
+				 kaf_column_info[a].column);
 	snprintf(sql + used, size - (size_t)used, ", c.target_runs, "
 		 "count(r.replicate), "
 		 "coalesce(sum(r.diverged), 0) FROM cell AS c LEFT JOIN run "
@@ -349,8 +349,8 @@ static int load_cells(const struct db *db, struct kaf_analysis *an,
 	int cap = 0, rc;
 
 	cells_sql(sql, sizeof(sql));
-	for (int a = 0; a < KAF_AXIS_COUNT; a++)
-		an->factors[a] = (struct kaf_factor){.axis = (enum kaf_axis)a,
+	for (int a = 0; a < KAF_COL_COUNT; a++)
+		an->factors[a] = (struct kaf_factor){.axis = (enum kaf_cell_column)a,
 						     .numeric = true};
 	rc = prepare(db, sql, &st, err);
 	if (rc)
@@ -454,12 +454,12 @@ static int pool_factor(struct kaf_analysis *an, struct kaf_factor *f,
 static void order_by_effect(struct kaf_analysis *an)
 {
 	for (int i = 1; i < an->nvarying; i++) {
-		enum kaf_axis a = an->varying[i];
+		enum kaf_cell_column a = an->varying[i];
 		double v = an->factors[a].chi2.cramer_v;
 		int j = i;
 
 		for (; j > 0; j--) {
-			enum kaf_axis prev = an->varying[j - 1];
+			enum kaf_cell_column prev = an->varying[j - 1];
 
 			if (an->factors[prev].chi2.cramer_v >= v)
 				break;
@@ -471,10 +471,10 @@ static void order_by_effect(struct kaf_analysis *an)
 
 static int analyse_factors(struct kaf_analysis *an, struct kaf_error *err)
 {
-	double p[KAF_AXIS_COUNT];
+	double p[KAF_COL_COUNT];
 	int rc;
 
-	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+	for (int a = 0; a < KAF_COL_COUNT; a++) {
 		struct kaf_factor *f = &an->factors[a];
 
 		if (sort_levels(an, f))
@@ -484,7 +484,7 @@ static int analyse_factors(struct kaf_analysis *an, struct kaf_error *err)
 			return rc;
 		f->p_holm = f->chi2.p;
 		if (f->nlevels > 1)
-			an->varying[an->nvarying++] = (enum kaf_axis)a;
+			an->varying[an->nvarying++] = (enum kaf_cell_column)a;
 	}
 	for (int i = 0; i < an->nvarying; i++)
 		p[i] = an->factors[an->varying[i]].chi2.p;
@@ -824,7 +824,7 @@ static int load_all(struct loader *ld, long long sweep_id,
 		    struct kaf_error *err)
 {
 	struct kaf_analysis *an = ld->an;
-	const struct kaf_factor *epochs = &an->factors[KAF_AXIS_EPOCHS];
+	const struct kaf_factor *epochs = &an->factors[KAF_COL_EPOCHS];
 	int rc = load_sweep(&ld->db, sweep_id, an, err);
 
 	if (!rc)
@@ -885,7 +885,7 @@ void kaf_analysis_destroy(struct kaf_analysis *an)
 {
 	if (!an)
 		return;
-	for (int a = 0; a < KAF_AXIS_COUNT; a++) {
+	for (int a = 0; a < KAF_COL_COUNT; a++) {
 		for (int i = 0; i < an->factors[a].nlevels; i++)
 			free(an->factors[a].levels[i].name);
 		free(an->factors[a].levels);
@@ -916,7 +916,7 @@ const struct kaf_cell *kaf_analysis_top(const struct kaf_analysis *an)
 
 const char *kaf_analysis_value(const struct kaf_analysis *an,
 			       const struct kaf_cell *cell,
-			       enum kaf_axis axis)
+			       enum kaf_cell_column axis)
 {
 	return an->factors[axis].levels[cell->level[axis]].name;
 }
@@ -927,17 +927,17 @@ void kaf_analysis_label(const struct kaf_analysis *an,
 	size_t used = 0;
 
 	snprintf(buf, size, "all runs");
-	for (int a = 0; a < KAF_AXIS_COUNT && used < size; a++) {
+	for (int a = 0; a < KAF_COL_COUNT && used < size; a++) {
 		if (an->factors[a].nlevels < 2)
 			continue;
 		used += (size_t)snprintf(buf + used, size - used, "%s%s",
 					 used ? " / " : "",
 					 kaf_analysis_value(an, cell,
-							    (enum kaf_axis)a));
+							    (enum kaf_cell_column)a));
 	}
 }
 
-void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_axis axis,
+void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_cell_column axis,
 			int level, long *alive)
 {
 	long runs = an->factors[axis].levels[level].runs;
@@ -967,7 +967,7 @@ static int compare_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_axis axis,
+int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_cell_column axis,
 			int level, double **out, long *n)
 {
 	double *v = NULL;

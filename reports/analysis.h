@@ -46,32 +46,32 @@ struct kaf_study;
  * In the order tables show them: the original study's init, opt, reg.
  * The block (the spec section a cell came from) counts as an axis too.
  */
-enum kaf_axis {
-	KAF_AXIS_BLOCK,
-	KAF_AXIS_DATASET,
-	KAF_AXIS_ACTIVATION,
-	KAF_AXIS_KERNEL,
-	KAF_AXIS_PRECISION,
-	KAF_AXIS_INIT,
-	KAF_AXIS_OPT,
-	KAF_AXIS_REG,
-	KAF_AXIS_LAMBDA,
-	KAF_AXIS_LR,
-	KAF_AXIS_EPOCHS,
-	KAF_AXIS_HIDDEN,
-	KAF_AXIS_CALC_NUM,
-	KAF_AXIS_STANDARDIZE,
-	KAF_AXIS_GRAD_LIMIT,
-	KAF_AXIS_BANDWIDTH,
-	KAF_AXIS_COUNT,
+enum kaf_cell_column {
+	KAF_COL_BLOCK,
+	KAF_COL_DATASET,
+	KAF_COL_ACTIVATION,
+	KAF_COL_KERNEL,
+	KAF_COL_PRECISION,
+	KAF_COL_INIT,
+	KAF_COL_OPT,
+	KAF_COL_REG,
+	KAF_COL_LAMBDA,
+	KAF_COL_LR,
+	KAF_COL_EPOCHS,
+	KAF_COL_HIDDEN,
+	KAF_COL_CALC_NUM,
+	KAF_COL_STANDARDIZE,
+	KAF_COL_GRAD_LIMIT,
+	KAF_COL_BANDWIDTH,
+	KAF_COL_COUNT,
 };
 
-struct kaf_axis_info {
+struct kaf_column_info {
 	const char *column;     /* column of table cell */
 	const char *label;      /* words for headers and prose */
 };
 
-extern const struct kaf_axis_info kaf_axis_info[KAF_AXIS_COUNT];
+extern const struct kaf_column_info kaf_column_info[KAF_COL_COUNT];
 
 /* ---- results ---- */
 
@@ -85,7 +85,7 @@ struct kaf_level {
 
 /* An axis, its values in the sweep and whether it matters. */
 struct kaf_factor {
-	enum kaf_axis axis;
+	enum kaf_cell_column axis;
 	bool numeric;           /* levels sorted by num, else by first use */
 	int nlevels;
 	struct kaf_level *levels;       /* (nlevels) */
@@ -96,7 +96,7 @@ struct kaf_factor {
 struct kaf_cell {
 	long long cell_id;
 	long cell_index;
-	int level[KAF_AXIS_COUNT];      /* index into factors[axis].levels */
+	int level[KAF_COL_COUNT];      /* index into factors[axis].levels */
 	long target_runs;       /* replicates the sweep asked for */
 	long runs, diverged;    /* runs stored so far, and diverged */
 	double rate;            /* diverged / runs; NaN without runs */
@@ -144,9 +144,9 @@ struct kaf_analysis {
 	long runs, diverged;            /* over the whole sweep */
 	struct kaf_interval ci;
 
-	struct kaf_factor factors[KAF_AXIS_COUNT];      /* by axis */
+	struct kaf_factor factors[KAF_COL_COUNT];      /* by axis */
 	int nvarying;
-	enum kaf_axis varying[KAF_AXIS_COUNT];  /* largest Cramer's V first */
+	enum kaf_cell_column varying[KAF_COL_COUNT];  /* largest Cramer's V first */
 
 	int ncauses;
 	char **causes;                  /* (ncauses) known ones first */
@@ -195,7 +195,7 @@ void kaf_analysis_label(const struct kaf_analysis *an,
  * (nsteps + 1). A divergence at 0-based step s ends a run after s
  * completed steps; one with no recorded step counts as step 0.
  */
-void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_axis axis,
+void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_cell_column axis,
 			int level, long *alive);
 
 /*
@@ -203,12 +203,12 @@ void kaf_analysis_alive(const struct kaf_analysis *an, enum kaf_axis axis,
  * value level on axis, sorted ascending, in a new array *out (n); free
  * it with free(). *out is NULL when n is 0. KAF_ENOMEM.
  */
-int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_axis axis,
+int kaf_analysis_losses(const struct kaf_analysis *an, enum kaf_cell_column axis,
 			int level, double **out, long *n);
 
 /* The name of cell's value on axis. */
 const char *kaf_analysis_value(const struct kaf_analysis *an,
 			       const struct kaf_cell *cell,
-			       enum kaf_axis axis);
+			       enum kaf_cell_column axis);
 
 #endif

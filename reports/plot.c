@@ -109,15 +109,15 @@ static void gp_level_tics(FILE *gp, const char *which,
 	}
 }
 
-static const char *label(enum kaf_axis axis)
+static const char *label(enum kaf_cell_column axis)
 {
-	return kaf_axis_info[axis].label;
+	return kaf_column_info[axis].label;
 }
 
 /* The axis whose values split the survival and loss plots. */
-static enum kaf_axis top_axis(const struct kaf_analysis *an)
+static enum kaf_cell_column top_axis(const struct kaf_analysis *an)
 {
-	return an->nvarying ? an->varying[0] : KAF_AXIS_DATASET;
+	return an->nvarying ? an->varying[0] : KAF_COL_DATASET;
 }
 
 /* ---- rate per cell ---- */
@@ -129,11 +129,11 @@ static void rates_axes(const struct kaf_analysis *an, char *buf,
 	size_t used = 0;
 
 	snprintf(buf, size, "cell");
-	for (int a = 0; a < KAF_AXIS_COUNT && used < size; a++)
+	for (int a = 0; a < KAF_COL_COUNT && used < size; a++)
 		if (an->factors[a].nlevels > 1)
 			used += (size_t)snprintf(buf + used, size - used,
 						 "%s%s", used ? " / " : "",
-						 label((enum kaf_axis)a));
+						 label((enum kaf_cell_column)a));
 }
 
 static void rates_tics(const struct kaf_analysis *an, FILE *gp)
@@ -233,8 +233,8 @@ static int plot_rates(const struct kaf_analysis *an, const char *dir,
 /* ---- heat map ---- */
 
 struct grid {
-	enum kaf_axis x, y;
-	int panel_axis;         /* an enum kaf_axis, or -1: one panel */
+	enum kaf_cell_column x, y;
+	int panel_axis;         /* an enum kaf_cell_column, or -1: one panel */
 	int nx, ny, np;
 	long *runs, *div;       /* (np, ny, nx) pooled over other axes */
 };
@@ -301,7 +301,7 @@ static void heatmap_setup(const struct kaf_analysis *an,
 		"%s and %s%s%s%s\"\n", (panels + cols - 1) / cols, cols,
 		label(g->x), label(g->y), g->panel_axis < 0 ? "" :
 		", one panel per ", g->panel_axis < 0 ? "" :
-		label((enum kaf_axis)g->panel_axis), an->nvarying > 3 ?
+		label((enum kaf_cell_column)g->panel_axis), an->nvarying > 3 ?
 		" (pooled over the other axes)" : "");
 	fprintf(gp, "set xrange [-0.5:%g]\nset yrange [-0.5:%g]\n",
 		g->nx - 0.5, g->ny - 0.5);
@@ -325,7 +325,7 @@ static void heatmap_panel(const struct kaf_analysis *an,
 		char title[256];
 
 		snprintf(title, sizeof(title), "%s = %s",
-			 label((enum kaf_axis)g->panel_axis),
+			 label((enum kaf_cell_column)g->panel_axis),
 			 an->factors[g->panel_axis].levels[p].name);
 		fputs("set title ", gp);
 		kaf_plot_quote(gp, title);
@@ -396,7 +396,7 @@ static int plot_heatmap(const struct kaf_analysis *an, const char *dir,
 /* ---- survival ---- */
 
 static void survival_head(const struct kaf_analysis *an, FILE *gp,
-			  enum kaf_axis axis)
+			  enum kaf_cell_column axis)
 {
 	long span = an->nsteps > 0 ? an->nsteps : 1;
 
@@ -424,7 +424,7 @@ static void survival_head(const struct kaf_analysis *an, FILE *gp,
 static int plot_survival(const struct kaf_analysis *an, const char *dir,
 			 struct kaf_plot *pl, struct kaf_error *err)
 {
-	enum kaf_axis axis = top_axis(an);
+	enum kaf_cell_column axis = top_axis(an);
 	const struct kaf_factor *f = &an->factors[axis];
 	long *alive = malloc((size_t)(an->nsteps + 1) * sizeof(*alive));
 	struct kaf_plot_files files;
@@ -464,7 +464,7 @@ static int plot_survival(const struct kaf_analysis *an, const char *dir,
 /* ---- final validation loss of the survivors ---- */
 
 /* Data blocks per level; *lo, *hi the range; returns the box count. */
-static int losses_write(const struct kaf_analysis *an, enum kaf_axis axis,
+static int losses_write(const struct kaf_analysis *an, enum kaf_cell_column axis,
 			FILE *dat, FILE *gp, double *lo, double *hi)
 {
 	const struct kaf_factor *f = &an->factors[axis];
@@ -497,7 +497,7 @@ static int losses_write(const struct kaf_analysis *an, enum kaf_axis axis,
 }
 
 static void losses_head(const struct kaf_analysis *an, FILE *gp,
-			enum kaf_axis axis, int boxes, double lo, double hi)
+			enum kaf_cell_column axis, int boxes, double lo, double hi)
 {
 	char title[256];
 
@@ -522,7 +522,7 @@ static void losses_head(const struct kaf_analysis *an, FILE *gp,
 static int plot_losses(const struct kaf_analysis *an, const char *dir,
 		       struct kaf_plot *pl, struct kaf_error *err)
 {
-	enum kaf_axis axis = top_axis(an);
+	enum kaf_cell_column axis = top_axis(an);
 	double lo = INFINITY, hi = -INFINITY;
 	struct kaf_plot_files f;
 	int boxes, rc;

@@ -22,9 +22,9 @@ const char *const kaf_render_tables[] = {
 	"exp1_classification", "exp1_regression", "exp2_shape", NULL,
 };
 
-static const char *label(enum kaf_axis axis)
+static const char *label(enum kaf_cell_column axis)
 {
-	return kaf_axis_info[axis].label;
+	return kaf_column_info[axis].label;
 }
 
 static const char *pct(double fraction, char *buf)
@@ -248,7 +248,7 @@ static void summary_ranking(const struct kaf_analysis *an,
 }
 
 /* How many top positions of the ranking share the top cell's value. */
-static int leading_run(const struct kaf_analysis *an, enum kaf_axis axis)
+static int leading_run(const struct kaf_analysis *an, enum kaf_cell_column axis)
 {
 	int value = an->cells[an->ranking[0]].level[axis], n = 1;
 
@@ -272,7 +272,7 @@ static void summary_top_group(const struct kaf_analysis *an,
 	if (an->nranked < 3)
 		return;
 	for (int i = 0; i < an->nvarying && used < sizeof(text); i++) {
-		enum kaf_axis a = an->varying[i];
+		enum kaf_cell_column a = an->varying[i];
 		const char *value = kaf_analysis_value(an, kaf_analysis_top(an),
 						       a);
 		int n = leading_run(an, a);
@@ -438,7 +438,7 @@ static void list_axes(const struct kaf_analysis *an, bool varying,
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (int a = 0; a < KAF_AXIS_COUNT && used < size; a++) {
+	for (int a = 0; a < KAF_COL_COUNT && used < size; a++) {
 		const struct kaf_factor *f = &an->factors[a];
 
 		if ((f->nlevels > 1) != varying)
@@ -475,10 +475,10 @@ static void ranking_columns(const struct kaf_analysis *an,
 			    struct kaf_table *t)
 {
 	kaf_table_column(t, "rank", "rank", KAF_COL_RIGHT);
-	for (int a = 0; a < KAF_AXIS_COUNT; a++)
+	for (int a = 0; a < KAF_COL_COUNT; a++)
 		if (an->factors[a].nlevels > 1)
-			kaf_table_column(t, kaf_axis_info[a].label,
-					 kaf_axis_info[a].column, 0);
+			kaf_table_column(t, kaf_column_info[a].label,
+					 kaf_column_info[a].column, 0);
 	if (an->nvarying == 0)
 		kaf_table_column(t, "cell", "cell", 0);
 	kaf_table_column(t, "runs", "runs", KAF_COL_RIGHT);
@@ -510,10 +510,10 @@ static void ranking_row(const struct kaf_analysis *an,
 
 	kaf_table_row(t);
 	kaf_table_cell(t, "%d", c->rank);
-	for (int a = 0; a < KAF_AXIS_COUNT; a++)
+	for (int a = 0; a < KAF_COL_COUNT; a++)
 		if (an->factors[a].nlevels > 1)
 			kaf_table_cell(t, "%s", kaf_analysis_value(an, c,
-							(enum kaf_axis)a));
+							(enum kaf_cell_column)a));
 	if (an->nvarying == 0)
 		kaf_table_cell(t, "all runs");
 	kaf_table_cell(t, "%ld", c->runs);
@@ -614,7 +614,7 @@ static void factors_table(const struct kaf_analysis *an, struct kaf_doc *doc)
 			 level_rate(&f->levels[lo]);
 		kaf_table_row(t);
 		kaf_table_cell(t, "%s", label(f->axis));
-		kaf_table_cell(t, "%s", kaf_axis_info[f->axis].column);
+		kaf_table_cell(t, "%s", kaf_column_info[f->axis].column);
 		kaf_table_cell(t, "%d", f->nlevels);
 		kaf_table_cell(t, "%.2f", f->chi2.stat);
 		kaf_table_cell(t, "%.15g", f->chi2.stat);
@@ -655,7 +655,7 @@ static void levels_table(const struct kaf_analysis *an, struct kaf_doc *doc)
 
 			kaf_table_row(t);
 			kaf_table_cell(t, "%s", label(f->axis));
-			kaf_table_cell(t, "%s", kaf_axis_info[f->axis].column);
+			kaf_table_cell(t, "%s", kaf_column_info[f->axis].column);
 			kaf_table_cell(t, "%s", lv->name);
 			kaf_table_cell(t, "%ld", lv->runs);
 			kaf_table_cell(t, "%ld", lv->diverged);
@@ -827,14 +827,14 @@ static int steps_table(const struct kaf_analysis *an, struct kaf_doc *doc)
 static void causes_by_value(const struct kaf_analysis *an,
 			    struct kaf_doc *doc)
 {
-	enum kaf_axis axis = an->varying[0];
+	enum kaf_cell_column axis = an->varying[0];
 	const struct kaf_factor *f = &an->factors[axis];
 	struct kaf_table *t;
 
 	kaf_doc_para(doc, "Runs and divergences by cause for each %s (the "
 		     "axis with the largest effect):", label(axis));
 	t = kaf_doc_table(doc, "causes_by_value");
-	kaf_table_column(t, label(axis), kaf_axis_info[axis].column, 0);
+	kaf_table_column(t, label(axis), kaf_column_info[axis].column, 0);
 	kaf_table_column(t, "runs", "runs", KAF_COL_RIGHT);
 	kaf_table_column(t, "diverged", "diverged", KAF_COL_RIGHT);
 	for (int c = 0; c < an->ncauses; c++)
@@ -884,9 +884,9 @@ static int section_causes(const struct kaf_analysis *an,
 
 /* ---- survival ---- */
 
-static enum kaf_axis top_axis(const struct kaf_analysis *an)
+static enum kaf_cell_column top_axis(const struct kaf_analysis *an)
 {
-	return an->nvarying ? an->varying[0] : KAF_AXIS_DATASET;
+	return an->nvarying ? an->varying[0] : KAF_COL_DATASET;
 }
 
 /* Row t of the survival table: every step while few, else ~20 of them. */
@@ -900,7 +900,7 @@ static bool survival_shown(long t, long nsteps)
 static int survival_table(const struct kaf_analysis *an,
 			  struct kaf_doc *doc)
 {
-	enum kaf_axis axis = top_axis(an);
+	enum kaf_cell_column axis = top_axis(an);
 	const struct kaf_factor *f = &an->factors[axis];
 	long *alive = calloc((size_t)(f->nlevels * (an->nsteps + 1)),
 			     sizeof(*alive));
@@ -960,7 +960,7 @@ static double quantile(const double *v, long n, double q)
 	return v[lo] + (h - (double)lo) * (v[lo + 1] - v[lo]);
 }
 
-static int loss_row(const struct kaf_analysis *an, enum kaf_axis axis,
+static int loss_row(const struct kaf_analysis *an, enum kaf_cell_column axis,
 		    int lv, struct kaf_table *t)
 {
 	const struct kaf_level *level = &an->factors[axis].levels[lv];
@@ -984,7 +984,7 @@ static int loss_row(const struct kaf_analysis *an, enum kaf_axis axis,
 static int section_losses(const struct kaf_analysis *an,
 			  const struct kaf_plot *plot, struct kaf_doc *doc)
 {
-	enum kaf_axis axis = top_axis(an);
+	enum kaf_cell_column axis = top_axis(an);
 	static const char *const heads[5] = {
 		"min", "Q1", "median", "Q3", "max",
 	};
@@ -998,7 +998,7 @@ static int section_losses(const struct kaf_analysis *an,
 		     ", per " : "", an->nvarying ? label(axis) : "");
 	t = kaf_doc_table(doc, "val_loss");
 	kaf_table_column(t, an->nvarying ? label(axis) : "runs",
-			 an->nvarying ? kaf_axis_info[axis].column : "runs", 0);
+			 an->nvarying ? kaf_column_info[axis].column : "runs", 0);
 	kaf_table_column(t, "survivors", "survivors", KAF_COL_RIGHT);
 	kaf_table_column(t, "loss not finite", "not_finite", KAF_COL_RIGHT);
 	for (int i = 0; i < 5; i++)

@@ -234,7 +234,7 @@ static const char *group_key(const struct loader *ld, int c)
 {
 	return ld->blocks[c][0] ? ld->blocks[c] :
 		kaf_analysis_value(ld->an, &ld->an->cells[c],
-				   KAF_AXIS_DATASET);
+				   KAF_COL_DATASET);
 }
 
 /* Index of the group called name, appended if new; -1 on ENOMEM. */
@@ -270,7 +270,7 @@ static int add_member(struct kaf_study_group *g, int c, long epochs)
 
 /* Whether axis takes more than one value among the group's cells. */
 static bool varies_in(const struct kaf_analysis *an,
-		      const struct kaf_study_group *g, enum kaf_axis axis)
+		      const struct kaf_study_group *g, enum kaf_cell_column axis)
 {
 	for (int i = 1; i < g->ncells; i++)
 		if (an->cells[g->cells[i]].level[axis] !=
@@ -287,7 +287,7 @@ static char *variant_name(const struct kaf_analysis *an,
 			  const struct kaf_study_group *g, int c)
 {
 	const struct kaf_cell *cell = &an->cells[c];
-	const char *act = kaf_analysis_value(an, cell, KAF_AXIS_ACTIVATION);
+	const char *act = kaf_analysis_value(an, cell, KAF_COL_ACTIVATION);
 	char name[512];
 	size_t used;
 
@@ -295,16 +295,16 @@ static char *variant_name(const struct kaf_analysis *an,
 	if (strcmp(act, "kaf") == 0)
 		used += (size_t)snprintf(name + used, sizeof(name) - used,
 					 " %s", kaf_analysis_value(
-						 an, cell, KAF_AXIS_KERNEL));
-	for (int a = KAF_AXIS_KERNEL + 1; a < KAF_AXIS_COUNT &&
+						 an, cell, KAF_COL_KERNEL));
+	for (int a = KAF_COL_KERNEL + 1; a < KAF_COL_COUNT &&
 	     used < sizeof(name); a++)
-		if (varies_in(an, g, (enum kaf_axis)a))
+		if (varies_in(an, g, (enum kaf_cell_column)a))
 			used += (size_t)snprintf(name + used, sizeof(name) -
 						 used, ", %s %s",
-						 kaf_axis_info[a].label,
+						 kaf_column_info[a].label,
 						 kaf_analysis_value(
 							 an, cell,
-							 (enum kaf_axis)a));
+							 (enum kaf_cell_column)a));
 	return strdup(name);
 }
 
@@ -331,8 +331,8 @@ static int make_groups(struct loader *ld, struct kaf_error *err)
 
 	for (int c = 0; c < an->ncells; c++) {
 		int g = find_group(st, group_key(ld, c));
-		long epochs = (long)an->factors[KAF_AXIS_EPOCHS].levels[
-			an->cells[c].level[KAF_AXIS_EPOCHS]].num;
+		long epochs = (long)an->factors[KAF_COL_EPOCHS].levels[
+			an->cells[c].level[KAF_COL_EPOCHS]].num;
 
 		if (g < 0 || add_member(&st->groups[g], c, epochs))
 			return no_memory(err);
@@ -342,7 +342,7 @@ static int make_groups(struct loader *ld, struct kaf_error *err)
 		if (name_variants(an, &st->groups[g]))
 			return no_memory(err);
 	st->compare = st->traced ||
-		      an->factors[KAF_AXIS_ACTIVATION].nlevels > 1;
+		      an->factors[KAF_COL_ACTIVATION].nlevels > 1;
 	return KAF_OK;
 }
 

@@ -214,8 +214,8 @@ static void compare_row(const struct kaf_analysis *an,
 	kaf_table_cell(t, "%s", g->name);
 	kaf_table_cell(t, "%s", g->variants[i]);
 	kaf_table_cell(t, "%s", kaf_analysis_value(an, cell,
-						   KAF_AXIS_ACTIVATION));
-	kaf_table_cell(t, "%s", kaf_analysis_value(an, cell, KAF_AXIS_KERNEL));
+						   KAF_COL_ACTIVATION));
+	kaf_table_cell(t, "%s", kaf_analysis_value(an, cell, KAF_COL_KERNEL));
 	kaf_table_cell(t, "%ld", cell->runs);
 	kaf_table_cell(t, "%ld", cell->diverged);
 	kaf_table_cell(t, "%ld", accuracy ? sc->accuracy.n : sc->mse.n);
@@ -526,7 +526,7 @@ static void series_figures(const struct kaf_analysis *an,
 	const struct kaf_link_frame *first = &ls->frames[0];
 	const struct kaf_link_frame *last = &ls->frames[ls->nframes - 1];
 	const char *dataset = kaf_analysis_value(an, &an->cells[ls->cell],
-						 KAF_AXIS_DATASET);
+						 KAF_COL_DATASET);
 	int shown = kaf_study_movie_frames(ls);
 	char h[NUM_LEN] = "not stored", some[160] = "", run[320];
 

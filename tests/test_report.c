@@ -600,17 +600,17 @@ static void test_ranking_marks_agree_with_fisher(void **state)
 static void test_factors_find_the_axis_that_matters(void **state)
 {
 	struct kaf_analysis *an = load(env.paired);
-	const struct kaf_factor *init = &an->factors[KAF_AXIS_INIT];
-	const struct kaf_factor *reg = &an->factors[KAF_AXIS_REG];
+	const struct kaf_factor *init = &an->factors[KAF_COL_INIT];
+	const struct kaf_factor *reg = &an->factors[KAF_COL_REG];
 	char out[300];
 	char *md;
 
 	(void)state;
 	/* init 12.5 % vs 62.5 %, opt 27.5 % vs 47.5 %, reg 37.5 % both. */
 	assert_int_equal(an->nvarying, 3);
-	assert_int_equal(an->varying[0], KAF_AXIS_INIT);
-	assert_int_equal(an->varying[1], KAF_AXIS_OPT);
-	assert_int_equal(an->varying[2], KAF_AXIS_REG);
+	assert_int_equal(an->varying[0], KAF_COL_INIT);
+	assert_int_equal(an->varying[1], KAF_COL_OPT);
+	assert_int_equal(an->varying[2], KAF_COL_REG);
 	assert_int_equal(init->levels[0].diverged, 2 + 8 + 2 + 8);
 	assert_int_equal(init->levels[1].diverged, 20 + 30 + 20 + 30);
 	assert_true(init->p_holm < 1e-9);
@@ -976,10 +976,10 @@ static void test_report_follows_the_axes_that_vary(void **state)
 
 	(void)state;
 	assert_int_equal(an->nvarying, 2);
-	assert_int_equal(an->factors[KAF_AXIS_LR].nlevels, 3);
+	assert_int_equal(an->factors[KAF_COL_LR].nlevels, 3);
 	/* Numeric values sort as numbers and keep distinct names. */
-	assert_string_equal(an->factors[KAF_AXIS_LR].levels[0].name, "1e-05");
-	assert_string_equal(an->factors[KAF_AXIS_LR].levels[2].name, "0.1");
+	assert_string_equal(an->factors[KAF_COL_LR].levels[0].name, "1e-05");
+	assert_string_equal(an->factors[KAF_COL_LR].levels[2].name, "0.1");
 	path_in(out, sizeof(out), "other_axes");
 	report_ok(env.other, out, false);
 	csv = read_out(out, "ranking.csv");
