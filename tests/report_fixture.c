@@ -1,3 +1,6 @@
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "report_fixture.h"
 
 #include <math.h>
@@ -370,4 +373,51 @@ int fixture_add_links(sqlite3 *db, long long sweep_id, int c, int nframes,
 		return -1;
 	}
 	return exec(db, "COMMIT");
+}
+
+/* ---- files ---- */
+
+void fixture_remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[1024];
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			chmod(path, 0700);
+			fixture_remove_tree(path);
+		} else {
+			unlink(path);
+		}
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+char *fixture_slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *s = NULL;
+	long len;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)len + 1))) {
+		if (fread(s, 1, (size_t)len, f) == (size_t)len) {
+			s[len] = '\0';
+		} else {
+			free(s);
+			s = NULL;
+		}
+	}
+	fclose(f);
+	return s;
 }

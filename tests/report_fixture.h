@@ -93,4 +93,12 @@ void fixture_trace(int c, int r, long e, double *train, double *val);
 double fixture_link(int k, int f, int nframes, double z);
 void fixture_link_range(int k, double *lo, double *hi);
 
+/* ---- files ---- */
+
+/* Remove dir and everything below it (mode bits restored first). */
+void fixture_remove_tree(const char *dir);
+
+/* The whole file as a NUL-terminated heap string, or NULL. */
+char *fixture_slurp(const char *path);
+
 #endif

@@ -72,48 +72,7 @@ static void path_in(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", env.root, name);
 }
 
-static void remove_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
 
-	while (d && (e = readdir(d))) {
-		char path[1024];
-		struct stat st;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			chmod(path, 0700);
-			remove_tree(path);
-		} else {
-			unlink(path);
-		}
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	long len;
-	char *s;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = malloc((size_t)len + 1);
-	assert_non_null(s);
-	assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-	s[len] = '\0';
-	fclose(f);
-	return s;
-}
 
 static bool exists(const char *dir, const char *name)
 {
@@ -195,7 +154,7 @@ static char *read_out(const char *dir, const char *name)
 	char *s;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	s = slurp(path);
+	s = fixture_slurp(path);
 	if (!s)
 		fail_msg("%s was not written", path);
 	return s;
@@ -226,7 +185,7 @@ static char *capture_end(struct capture *c)
 	fflush(NULL);
 	dup2(c->saved, c->fd);
 	close(c->saved);
-	return slurp(c->path);
+	return fixture_slurp(c->path);
 }
 
 static int run_report(const char *db, long long sweep, const char *out,
@@ -395,7 +354,7 @@ static int setup(void **state)
 	    build(env.indep, &(struct fixture_sweep){
 		"exp3", "independent", RUNS, NCELLS, cells}, 1) ||
 	    build_other() || build_small() || build_bad()) {
-		remove_tree(env.root);
+		fixture_remove_tree(env.root);
 		return -1;
 	}
 	return 0;
@@ -404,7 +363,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	remove_tree(env.root);
+	fixture_remove_tree(env.root);
 	return 0;
 }
 
@@ -729,7 +688,7 @@ static void test_plots_are_valid_png_and_svg(void **state)
 		assert_true(png_signature(path));
 		assert_true(kaf_plot_is_png(path));
 		snprintf(path, sizeof(path), "%s/plots/%s.svg", out, stems[i]);
-		svg = slurp(path);
+		svg = fixture_slurp(path);
 		assert_non_null(svg);
 		assert_non_null(strstr(svg, "<svg"));
 		assert_non_null(strstr(svg, "</svg>"));
@@ -840,7 +799,7 @@ static void check_bad(const char *db, long long sweep, int code,
 	char out[300], id[32];
 
 	path_in(out, sizeof(out), "bad_out");
-	remove_tree(out);
+	fixture_remove_tree(out);
 	old_report(out);
 	assert_int_equal(run_report(db, sweep, out, true, &err), code);
 	if (!strstr(err.msg, want))
@@ -1132,7 +1091,7 @@ static void test_report_marks_an_unfinished_sweep(void **state)
 
 static void test_report_never_writes_the_database(void **state)
 {
-	char *before = slurp(env.paired), *after;
+	char *before = fixture_slurp(env.paired), *after;
 	struct stat st0, st1;
 	char out[300];
 
@@ -1140,7 +1099,7 @@ static void test_report_never_writes_the_database(void **state)
 	assert_int_equal(stat(env.paired, &st0), 0);
 	path_in(out, sizeof(out), "read_only");
 	report_ok(env.paired, out, false);
-	after = slurp(env.paired);
+	after = fixture_slurp(env.paired);
 	assert_int_equal(stat(env.paired, &st1), 0);
 	assert_int_equal(st0.st_size, st1.st_size);
 	assert_memory_equal(before, after, (size_t)st0.st_size);
@@ -1188,7 +1147,7 @@ static sqlite3_stmt *query(sqlite3 **db, const char *file)
 	char *sql;
 
 	snprintf(path, sizeof(path), QUERIES "%s", file);
-	sql = slurp(path);
+	sql = fixture_slurp(path);
 	assert_non_null(sql);
 	assert_int_equal(sqlite3_open_v2(env.paired, db, SQLITE_OPEN_READONLY,
 					 NULL), SQLITE_OK);

@@ -92,46 +92,7 @@ static void path_in(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", env.root, name);
 }
 
-static void remove_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
 
-	while (d && (e = readdir(d))) {
-		char path[1024];
-		struct stat st;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			remove_tree(path);
-		else
-			unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	long len;
-	char *s;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = malloc((size_t)len + 1);
-	assert_non_null(s);
-	assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-	s[len] = '\0';
-	fclose(f);
-	return s;
-}
 
 static char *read_out(const char *dir, const char *name)
 {
@@ -139,7 +100,7 @@ static char *read_out(const char *dir, const char *name)
 	char *s;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	s = slurp(path);
+	s = fixture_slurp(path);
 	if (!s)
 		fail_msg("%s was not written", path);
 	return s;
@@ -403,7 +364,7 @@ static int setup(void **state)
 	env.gnuplot = kaf_plot_find_gnuplot(gnuplot, sizeof(gnuplot),
 					    &err) == KAF_OK;
 	if (build_exp1() || build_exp2() || build_others()) {
-		remove_tree(env.root);
+		fixture_remove_tree(env.root);
 		return -1;
 	}
 	return 0;
@@ -412,7 +373,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	remove_tree(env.root);
+	fixture_remove_tree(env.root);
 	return 0;
 }
 
