@@ -214,20 +214,21 @@ int kaf_train(const struct kaf_dataset *ds, const struct kaf_config *cfg,
 	int n = ds->n, d = ds->d, e = ds->e, l = hidden_of(cfg, ds);
 	int n_tr = train_rows(n, cfg->train_frac);
 	int c = cfg->activation == KAF_ACT_KAF ? cfg->calc_num : 0;
-	int *perm = NULL, *calc;
+	int *perm, *calc;
 	double *mu, *sd, *w1, *w2;
 
 	if (rc)
 		return rc;
-	perm = malloc(sizeof(int) * (size_t)(n + n_tr) +
-		      sizeof(double) * (size_t)(2 * d + l * d + e * l));
-	if (!perm)
+	/* Doubles first: after an odd count of ints they lose alignment. */
+	mu = malloc(sizeof(double) * (size_t)(2 * d + l * d + e * l) +
+		    sizeof(int) * (size_t)(n + n_tr));
+	if (!mu)
 		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
-	calc = perm + n;
-	mu = (double *)(calc + n_tr);
 	sd = mu + d;
 	w1 = sd + d;
 	w2 = w1 + l * d;
+	perm = (int *)(w2 + e * l);
+	calc = perm + n;
 
 	sample(perm, n, n, cfg->seed, KAF_STREAM_SPLIT);
 	sample(calc, n_tr, c, cfg->seed, KAF_STREAM_CALC);
@@ -253,7 +254,7 @@ int kaf_train(const struct kaf_dataset *ds, const struct kaf_config *cfg,
 		rc = kaf_engine_train_f32(&plan, cfg, hooks, res, err);
 	else
 		rc = kaf_engine_train_f64(&plan, cfg, hooks, res, err);
-	free(perm);
+	free(mu);
 	return rc;
 }
 
