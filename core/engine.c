@@ -17,7 +17,7 @@
 
 #define T float
 #define SFX(name) name##_f32
-#define VEXP kaf_vexp_f32
+#define VEXP kaf_vexp_neg_f32
 #include "engine_impl.h"
 #undef T
 #undef SFX
@@ -25,7 +25,7 @@
 
 #define T double
 #define SFX(name) name##_f64
-#define VEXP kaf_vexp_f64
+#define VEXP kaf_vexp_neg_f64
 #include "engine_impl.h"
 #undef T
 #undef SFX

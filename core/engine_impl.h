@@ -4,7 +4,8 @@
  * Included by engine.c once per precision with these defined:
  *   T          float or double: every stored value and every operation
  *   SFX(name)  name with the precision's suffix (_f32, _f64)
- *   VEXP       the vectorizable exp of that precision (vexp.h)
+ *   VEXP       the vectorizable exp of that precision for arguments <= 0,
+ *              the only ones K-AF has (vexp.h)
  *
  * Dimension letters used in the shape comments:
  *   n  training rows          nv  validation rows
@@ -14,58 +15,23 @@
  *
  * Activations are stored feature-major: features x^T (d, m), hidden units
  * (l, m), pre-activations z (e, m), one contiguous row of m values per
- * unit. Every product is then an axpy over rows or a dot product over
- * rows, long and contiguous: the compiler vectorizes both, axpys keep a
- * sequential order per element and dot products use SFX(dot)'s fixed
- * eight lanes, so results do not depend on the SIMD width of the machine
- * or on the thread that runs them. Weights keep PyTorch's layout.
+ * unit. Weights keep PyTorch's layout. Every sum keeps one order that no
+ * instruction set changes: a layer's output is a sequential sum over its
+ * inputs, computed for a block of rows at once; a sum over rows (weight
+ * gradients, K-AF's sums over calc rows) runs in eight fixed lanes, see
+ * SFX(fold). Results do not depend on the SIMD width of the machine or on
+ * the thread that runs them.
  */
 
-/* Sum of v[0..count): lane q takes v[q], v[q + 8], ...; then a tree. */
-static inline T SFX(sum)(const T *v, int count)
-{
-	T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	int j = 0;
-
-	for (; j + 8 <= count; j += 8)
-		for (int q = 0; q < 8; q++)
-			acc[q] += v[j + q];
-	for (int q = 0; j < count; j++, q++)
-		acc[q] += v[j];
-	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-/* Dot product of a and b in the same fixed order. */
-static inline T SFX(dot)(const T *a, const T *b, int count)
-{
-	T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	int j = 0;
-
-	for (; j + 8 <= count; j += 8)
-		for (int q = 0; q < 8; q++)
-			acc[q] += a[j + q] * b[j + q];
-	for (int q = 0; j < count; j++, q++)
-		acc[q] += a[j] * b[j];
-	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-/* dst[0..m) += a * src[0..m) */
-static inline void SFX(axpy)(T *restrict dst, T a, const T *restrict src,
-			     int m)
-{
-#pragma omp simd
-	for (int i = 0; i < m; i++)
-		dst[i] += a * src[i];
-}
-
 #define NET SFX(net)
+#define INLINE static inline __attribute__((always_inline))
 
 /*
  * The hot loops are compiled once per instruction set and picked at load
  * time. With contraction off and sums in fixed lanes, every version gives
- * bit-identical results; only the speed differs.
+ * bit-identical results; only the speed differs. The helpers they call
+ * are INLINE, or KAF_HOT themselves, so that they are compiled for the
+ * same instruction set.
  */
 #ifndef KAF_HOT
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -74,6 +40,34 @@ static inline void SFX(axpy)(T *restrict dst, T a, const T *restrict src,
 #define KAF_HOT
 #endif
 #endif
+
+/*
+ * Eight lanes. A sum that is split for SIMD gives lane q the terms q,
+ * q + 8, q + 16... in order and then adds the lanes in one fixed tree, so
+ * how it is reassociated never depends on the machine. The lanes are a
+ * plain T[8] and every loop over them is `omp simd` without a reduction:
+ * the compiler maps them onto registers of whatever width it targets
+ * (one AVX2 register of floats, two of doubles), lane for lane.
+ */
+INLINE T SFX(fold)(const T *acc)
+{
+	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/*
+ * Register blocking, sized for AVX2's sixteen registers (a double takes
+ * twice the room of a float). A product block keeps UNITS output units by
+ * BLOCK rows of sums in registers and loads each input value once for all
+ * UNITS. A Gram block keeps GA x GB dot products of eight lanes each (1 x
+ * GB1 for the last rows of its first operand); its GA rows stay in the L1
+ * cache while the other operand streams past them.
+ */
+#define BLOCK (sizeof(T) == sizeof(float) ? 16 : 8)
+#define UNITS 6
+#define GA (sizeof(T) == sizeof(float) ? 4 : 1)
+#define GB (sizeof(T) == sizeof(float) ? 3 : 5)
+#define GB1 (sizeof(T) == sizeof(float) ? 6 : 5)
 
 struct NET {
 	int n, nv, d, l, e, c;
@@ -96,6 +90,7 @@ struct NET {
 
 	T *theta;               /* (P) W1 (l, d) | W2 (e, l) | h */
 	T *w1, *w2, *h;         /* views into theta */
+	T *w2t;                 /* (l, e) W2 transposed, for the backward */
 	T *grad;                /* (P) same layout as theta */
 	T *state1, *state2;     /* (P) optimizer moments */
 
@@ -112,11 +107,15 @@ struct NET {
 	bool *sorted;           /* (e) column sorted, so windows apply */
 	int *win;               /* (m, e, 2) first and end slot of a row */
 	T *gzc;                 /* (e, cp) gradient at sorted calc slots */
-	T *kexp;                /* (m, e, cp) exp values of the last forward */
-	T *kden;                /* (n, e) kernel denominators */
-	T *t;                   /* (cp) exponent scratch */
-	T *u;                   /* (cp) scaled distance scratch */
-	T *v1, *v2;             /* (cp) per-term scratch for sums */
+	int nb;                 /* blocks of 8 slots, rounded up to 8 */
+	T *first, *last;        /* (e, nb) ends of each block of 8 slots */
+	T *kexp;                /* (m e cp at most) exp values of the last
+				 * forward, each row's window after the
+				 * previous row's */
+	T *ku;                  /* (m e cp at most) their scaled distances */
+	T *kden;                /* (m, e) kernel denominators */
+	T *reach;               /* (m, e) window radii */
+	T *pack;                /* (d + 2 l + e, BLOCK) a last partial block */
 	int zero_den;           /* rows whose weights all underflowed */
 };
 
@@ -126,7 +125,7 @@ static size_t SFX(layout)(struct NET *net, char *base)
 {
 	int n = net->n, nv = net->nv, d = net->d, l = net->l;
 	int e = net->e, c = net->c, cp = (c + 7) & ~7;
-	int m = n > nv ? n : nv;
+	int nb = (cp / 8 + 7) & ~7, m = n > nv ? n : nv;
 
 	m = m > c ? m : c;
 	int np = d * l + l * e + 1;
@@ -148,6 +147,7 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(pos, int, n);
 	CARVE(theta, T, np);
 	CARVE(grad, T, np);
+	CARVE(w2t, T, l * e);
 	CARVE(state1, T, np);
 	CARVE(state2, T, np);
 	CARVE(hid, T, m * l);
@@ -163,12 +163,13 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(sorted, bool, e);
 	CARVE(win, int, m * e * 2);
 	CARVE(gzc, T, e * cp);
+	CARVE(first, T, e * nb);
+	CARVE(last, T, e * nb);
 	CARVE(kexp, T, m * e * cp);
+	CARVE(ku, T, m * e * cp);
 	CARVE(kden, T, m * e);
-	CARVE(t, T, cp);
-	CARVE(u, T, cp);
-	CARVE(v1, T, cp);
-	CARVE(v2, T, cp);
+	CARVE(reach, T, m * e);
+	CARVE(pack, T, (d + 2 * l + e) * BLOCK);
 #undef CARVE
 	return off;
 }
@@ -202,15 +203,24 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 		.c = act == KAF_ACT_KAF ? p->c : 0,
 	};
 	size_t size = SFX(layout)(&shape, NULL);
-	struct NET *net = calloc(1, sizeof(*net) + 64 + size);
+	struct NET *net = malloc(sizeof(*net) + 64 + size);
+	int np = p->d * p->l + p->l * p->e + 1;
 	char *base;
 
+	/*
+	 * Not zeroed as a whole (that alone would cost a short run dearly):
+	 * every array is written before it is read, and the optimizer's
+	 * moments, which start at 0, are cleared here.
+	 */
 	if (!net)
 		return NULL;
 	*net = shape;
 	net->cp = (net->c + 7) & ~7;
+	net->nb = (net->cp / 8 + 7) & ~7;
 	base = (char *)(((uintptr_t)(net + 1) + 63) & ~(uintptr_t)63);
 	SFX(layout)(net, base);
+	memset(net->state1, 0, sizeof(T) * (size_t)np);
+	memset(net->state2, 0, sizeof(T) * (size_t)np);
 	net->act = act;
 	net->kernel = kernel;
 	net->reg = reg;
@@ -249,31 +259,203 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 
 /* ---- dense layers ---- */
 
+/*
+ * out (units, rows) = w (units, depth) times in (depth, rows). Every
+ * value is a sum over q in order, starting from +0, exactly as a scalar
+ * loop makes it. With relu, a value is kept only where the gate is > 0
+ * (NaN fails), else +0: the gate is the value itself, or gate's element
+ * when gate is set.
+ */
+struct SFX(product) {
+	const T *w;             /* (units, depth) */
+	int units, depth;
+	const T *in;            /* (depth, stride) */
+	T *out;                 /* (units, stride) */
+	const T *gate;          /* (units, stride) or NULL */
+	bool relu;
+	size_t stride;          /* between the rows of in, out and gate */
+};
+
+/*
+ * Units u0..u0 + nu of p, rows i0..i0 + BLOCK, with the nu x BLOCK sums in
+ * registers; nu <= UNITS is a constant where this is inlined.
+ */
+INLINE void SFX(product_block)(const struct SFX(product) *p, int u0,
+			       size_t i0, int nu)
+{
+	T acc[UNITS][BLOCK];
+	const T *w[UNITS];
+
+	for (int u = 0; u < nu; u++) {
+		w[u] = p->w + (size_t)(u0 + u) * p->depth;
+		for (int r = 0; r < BLOCK; r++)
+			acc[u][r] = 0;
+	}
+	for (int q = 0; q < p->depth; q++) {
+		const T *in = p->in + (size_t)q * p->stride + i0;
+
+		for (int u = 0; u < nu; u++) {
+			T a = w[u][q];
+
+#pragma omp simd
+			for (int r = 0; r < BLOCK; r++)
+				acc[u][r] += a * in[r];
+		}
+	}
+	for (int u = 0; u < nu; u++) {
+		size_t at = (size_t)(u0 + u) * p->stride + i0;
+		const T *gate = p->gate ? p->gate + at : acc[u];
+		T *out = p->out + at;
+
+#pragma omp simd
+		for (int r = 0; r < BLOCK; r++)
+			out[r] = !p->relu || gate[r] > 0 ? acc[u][r] : 0;
+	}
+}
+
+/* All units of p for rows i0..i0 + BLOCK: UNITS at a time, then the rest. */
+KAF_HOT
+static void SFX(product_rows)(const struct SFX(product) *p, size_t i0)
+{
+	int u = 0;
+
+	for (; u + UNITS <= p->units; u += UNITS)
+		SFX(product_block)(p, u, i0, UNITS);
+	switch (p->units - u) {
+	case 5:
+		SFX(product_block)(p, u, i0, 5);
+		break;
+	case 4:
+		SFX(product_block)(p, u, i0, 4);
+		break;
+	case 3:
+		SFX(product_block)(p, u, i0, 3);
+		break;
+	case 2:
+		SFX(product_block)(p, u, i0, 2);
+		break;
+	case 1:
+		SFX(product_block)(p, u, i0, 1);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Rows i0..i0 + rows (fewer than BLOCK) of count rows of src (., stride)
+ * into dst (count, BLOCK), zero-padded, so that a last partial block runs
+ * the same code as the others; unpack copies the results back.
+ */
+static void SFX(pack)(T *dst, const T *src, int count, size_t stride,
+		      size_t i0, int rows)
+{
+	for (int r = 0; r < count; r++) {
+		memset(dst + (size_t)r * BLOCK, 0, sizeof(T) * BLOCK);
+		memcpy(dst + (size_t)r * BLOCK, src + r * stride + i0,
+		       sizeof(T) * (size_t)rows);
+	}
+}
+
+static void SFX(unpack)(T *dst, const T *src, int count, size_t stride,
+			size_t i0, int rows)
+{
+	for (int r = 0; r < count; r++)
+		memcpy(dst + r * stride + i0, src + (size_t)r * BLOCK,
+		       sizeof(T) * (size_t)rows);
+}
+
 /* hid = relu(W1 x), z = W2 hid for the m rows of xt (d, m). */
 KAF_HOT
 static void SFX(dense_forward)(struct NET *net, const T *xt, int m)
 {
-	int d = net->d, l = net->l, e = net->e;
+	int d = net->d, l = net->l, e = net->e, whole = m - m % BLOCK;
+	struct SFX(product) hid = {
+		.w = net->w1, .units = l, .depth = d, .in = xt,
+		.out = net->hid, .relu = true, .stride = (size_t)m,
+	};
+	struct SFX(product) z = {
+		.w = net->w2, .units = e, .depth = l, .in = net->hid,
+		.out = net->z, .stride = (size_t)m,
+	};
+	T *px = net->pack, *phid = px + (size_t)d * BLOCK;
+	T *pz = phid + (size_t)l * BLOCK;
 
-	for (int o = 0; o < l; o++) {
-		T *ho = net->hid + (size_t)o * m;
+	/* Both layers per block of rows, while its hidden units are hot. */
+	for (int i = 0; i < whole; i += BLOCK) {
+		SFX(product_rows)(&hid, (size_t)i);
+		SFX(product_rows)(&z, (size_t)i);
+	}
+	if (whole == m)
+		return;
+	SFX(pack)(px, xt, d, (size_t)m, (size_t)whole, m - whole);
+	hid.in = px;
+	hid.out = phid;
+	z.in = phid;
+	z.out = pz;
+	hid.stride = z.stride = BLOCK;
+	SFX(product_rows)(&hid, 0);
+	SFX(product_rows)(&z, 0);
+	SFX(unpack)(net->hid, phid, l, (size_t)m, (size_t)whole, m - whole);
+	SFX(unpack)(net->z, pz, e, (size_t)m, (size_t)whole, m - whole);
+}
 
-		memset(ho, 0, sizeof(T) * (size_t)m);
-		for (int k = 0; k < d; k++)
-			SFX(axpy)(ho, net->w1[o * d + k], xt + (size_t)k * m,
-				  m);
+/*
+ * Rows a0..a0 + ga of a (., n) against rows b0..b0 + gb of b (nb, n), with
+ * the ga x gb dot products in registers, eight lanes each; ga <= GA and
+ * gb <= GB1 are constants where this is inlined. Rows of b past nb repeat
+ * its last row and are not stored.
+ */
+INLINE void SFX(gram_block)(const T *a, const T *b, int nb, int n, int a0,
+			    int b0, T *out, int ga, int gb)
+{
+	T acc[GA][GB1][8];
+	const T *ar[GA], *br[GB1];
+	int j = 0;
+
+	for (int s = 0; s < ga; s++)
+		ar[s] = a + (size_t)(a0 + s) * n;
+	for (int t = 0; t < gb; t++)
+		br[t] = b + (size_t)(b0 + t < nb ? b0 + t : nb - 1) * n;
+	for (int s = 0; s < ga; s++)
+		for (int t = 0; t < gb; t++)
+			for (int q = 0; q < 8; q++)
+				acc[s][t][q] = 0;
+	for (; j + 8 <= n; j += 8)
+		for (int t = 0; t < gb; t++)
+			for (int s = 0; s < ga; s++)
 #pragma omp simd
-		for (int i = 0; i < m; i++)
-			ho[i] = ho[i] > 0 ? ho[i] : 0;
-	}
-	for (int k = 0; k < e; k++) {
-		T *zk = net->z + (size_t)k * m;
+				for (int q = 0; q < 8; q++)
+					acc[s][t][q] += ar[s][j + q] *
+							br[t][j + q];
+	for (int q = 0; j < n; j++, q++)
+		for (int s = 0; s < ga; s++)
+			for (int t = 0; t < gb; t++)
+				acc[s][t][q] += ar[s][j] * br[t][j];
+	for (int s = 0; s < ga; s++)
+		for (int t = 0; t < gb && b0 + t < nb; t++)
+			out[(size_t)(a0 + s) * nb + b0 + t] =
+				SFX(fold)(acc[s][t]);
+}
 
-		memset(zk, 0, sizeof(T) * (size_t)m);
-		for (int o = 0; o < l; o++)
-			SFX(axpy)(zk, net->w2[k * l + o],
-				  net->hid + (size_t)o * m, m);
-	}
+/*
+ * out (na, nb) = a (na, n) times b (nb, n)^T: each element the dot
+ * product of two rows over the n columns, in the eight lanes. GA rows of
+ * a at a time against GB of b, then the rest of a one row at a time
+ * against GB1 of b.
+ */
+KAF_HOT
+static void SFX(gram)(const T *a, int na, const T *b, int nb, int n,
+		      T *out)
+{
+	int a0 = 0;
+
+	for (; a0 + GA <= na; a0 += GA)
+		for (int b0 = 0; b0 < nb; b0 += GB)
+			SFX(gram_block)(a, b, nb, n, a0, b0, out, GA, GB);
+	for (; a0 < na; a0++)
+		for (int b0 = 0; b0 < nb; b0 += GB1)
+			SFX(gram_block)(a, b, nb, n, a0, b0, out, 1, GB1);
 }
 
 /* Gradients of W2 and W1 from gz (e, n), training rows only. */
@@ -281,27 +463,36 @@ KAF_HOT
 static void SFX(dense_backward)(struct NET *net)
 {
 	int n = net->n, d = net->d, l = net->l, e = net->e;
+	int whole = n - n % BLOCK;
 	T *gw1 = net->grad, *gw2 = net->grad + d * l;
+	struct SFX(product) gh = {
+		.w = net->w2t, .units = l, .depth = e, .in = net->gz,
+		.out = net->ghid, .gate = net->hid, .relu = true,
+		.stride = (size_t)n,
+	};
+	T *pgz = net->pack, *phid = pgz + (size_t)e * BLOCK;
+	T *pgh = phid + (size_t)l * BLOCK;
 
 	for (int k = 0; k < e; k++)
 		for (int o = 0; o < l; o++)
-			gw2[k * l + o] = SFX(dot)(net->gz + (size_t)k * n,
-						  net->hid + (size_t)o * n, n);
-	for (int o = 0; o < l; o++) {
-		T *go = net->ghid + (size_t)o * n;
-		const T *ho = net->hid + (size_t)o * n;
-
-		memset(go, 0, sizeof(T) * (size_t)n);
-		for (int k = 0; k < e; k++)
-			SFX(axpy)(go, net->w2[k * l + o],
-				  net->gz + (size_t)k * n, n);
-#pragma omp simd
-		for (int i = 0; i < n; i++)
-			go[i] = ho[i] > 0 ? go[i] : 0;
-		for (int k = 0; k < d; k++)
-			gw1[o * d + k] = SFX(dot)(go, net->x + (size_t)k * n,
-						  n);
+			net->w2t[o * e + k] = net->w2[k * l + o];
+	SFX(gram)(net->gz, e, net->hid, l, n, gw2);
+	for (int i = 0; i < whole; i += BLOCK)
+		SFX(product_rows)(&gh, (size_t)i);
+	if (whole < n) {
+		SFX(pack)(pgz, net->gz, e, (size_t)n, (size_t)whole,
+			  n - whole);
+		SFX(pack)(phid, net->hid, l, (size_t)n, (size_t)whole,
+			  n - whole);
+		gh.in = pgz;
+		gh.gate = phid;
+		gh.out = pgh;
+		gh.stride = BLOCK;
+		SFX(product_rows)(&gh, 0);
+		SFX(unpack)(net->ghid, pgh, l, (size_t)n, (size_t)whole,
+			    n - whole);
 	}
+	SFX(gram)(net->ghid, l, net->x, d, n, gw1);
 }
 
 /* ---- fixed activations ---- */
@@ -431,17 +622,28 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			zs[s] = 0;
 			net->yc[k * cp + s] = 0;
 		}
+		/*
+		 * A block with padding never lies wholly below a value, and
+		 * the blocks past the slots begin above every value.
+		 */
+		for (int b = 0; b < net->nb; b++) {
+			T *first = net->first + (size_t)k * net->nb;
+			T *last = net->last + (size_t)k * net->nb;
+
+			first[b] = 8 * b < c ? zs[8 * b] : INFINITY;
+			last[b] = 8 * b + 7 < c ? zs[8 * b + 7] : INFINITY;
+		}
 	}
 }
 
 /*
- * First slot of the sorted column zs[0..c) whose value is >= v, by a
- * branch-free binary search (the comparisons are unpredictable, so a
- * conditional move beats a branch).
+ * First slot of the sorted zs[0..count) whose value is >= v, count if
+ * none. A branch-free binary search: the comparisons are unpredictable,
+ * so a conditional move beats a branch.
  */
-static inline int SFX(lower_bound)(const T *zs, int c, T v)
+INLINE int SFX(lower_bound)(const T *zs, int count, T v)
 {
-	int lo = 0, n = c;
+	int lo = 0, n = count;
 
 	while (n > 1) {
 		int half = n / 2;
@@ -452,143 +654,304 @@ static inline int SFX(lower_bound)(const T *zs, int c, T v)
 	return lo + (n == 1 && zs[lo] < v);
 }
 
-/*
- * Slots [*lo, *hi) of the sorted column that can carry a non-zero weight
- * for query value zi. Naive: |u| beyond the exp underflow threshold of
- * the precision (14.43 in float32, 38.60 in float64) gives exactly 0.
- * Stable: the exponent is shifted by the nearest included row's, so the
- * threshold applies to u^2 - u_near^2. The radii carry a margin for the
- * rounding of u; rows inside the window may still get weight 0. The
- * window grows outwards from zi's place, a few slots each way.
- */
-static inline __attribute__((always_inline)) void
-SFX(window)(const struct NET *net, int k, T zi, int skip, int *lo, int *hi)
+/* The sorted slot query row i excludes in column k (itself), or -1. */
+INLINE int SFX(skip)(const struct NET *net, const int *pos, int i, int k)
 {
-	const T *zs = net->zc + (size_t)k * net->cp;
-	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
-	T h = fabs(*net->h), r2, reach;
-	int c = net->c, p, a, b;
-
-	*lo = 0;
-	*hi = c;
-	if (!net->sorted[k] || !isfinite(zi) || !isfinite(h) || !(h > 0))
-		return;
-	p = SFX(lower_bound)(zs, c, zi);
-	r2 = sizeof(T) == sizeof(float) ? (T)(14.6 * 14.6) : (T)(38.8 * 38.8);
-	if (net->kernel == KAF_KERNEL_STABLE) {
-		T near = INFINITY;
-
-		for (int s = p - 2; s <= p + 1; s++)
-			if (s >= 0 && s < c && s != skip &&
-			    fabs(zs[s] - zi) < near)
-				near = fabs(zs[s] - zi);
-		near /= h;
-		r2 = near * near * (1 + 64 * eps) + 212;
-	}
-	reach = sqrt(r2) * h * (1 + 64 * eps);
-	if (!isfinite(reach))
-		return;
-	for (a = p; a > 0 && zs[a - 1] >= zi - reach; a--)
-		;
-	for (b = p; b < c && zs[b] <= zi + reach; b++)
-		;
-	*lo = a;
-	*hi = b;
+	return pos && pos[i] >= 0 ? net->rank[k * net->c + pos[i]] : -1;
 }
 
 /*
- * Kernel exponentials of one query value zi against the sorted calc
- * column zck over slots [lo, hi), both multiples of 8: t_j = -u_j^2 / 2
- * with u_j = (zc_j - zi) / h. Stable shifts by the largest t over the
- * included rows. The excluded slot and the padding slots get t = -inf, so
- * their exp is exactly 0.
+ * The distance |zs_s - zi| from zi to the nearest slot s of the sorted
+ * zs[0..c), skip excluded; +inf if there is none. It is the nearest one
+ * below zi's place or the nearest one above.
  */
-static inline __attribute__((always_inline)) void
-SFX(kernel_row)(const struct NET *net, const T *zck, T zi, int skip,
-		int lo, int hi, T *ex)
+INLINE T SFX(nearest)(const T *zs, int c, T zi, int skip)
 {
-	T h = *net->h, *t = net->t;
-	int c = net->c;
+	int p = SFX(lower_bound)(zs, c, zi);
+	int below = p - 1 == skip ? p - 2 : p - 1;
+	int above = p == skip ? p + 1 : p;
+	T near = INFINITY;
 
+	if (below >= 0)
+		near = fabs(zs[below] - zi);
+	if (above < c && fabs(zs[above] - zi) < near)
+		near = fabs(zs[above] - zi);
+	return near;
+}
+
+/*
+ * The slots of the sorted column k that can carry a non-zero weight for
+ * query value zi lie within reach of it: [*lo, *hi), widened to whole
+ * blocks of 8, counts the blocks wholly below zi - reach and the blocks
+ * starting at or below zi + reach.
+ */
+INLINE void SFX(ends)(const struct NET *net, int k, T zi, T reach, int *lo,
+		      int *hi)
+{
+	const T *first = net->first + (size_t)k * net->nb;
+	const T *last = net->last + (size_t)k * net->nb;
+	int below = 0, reached = 0;
+
+	for (int b = 0; b < net->nb; b += 8)
+#pragma omp simd reduction(+ : below, reached)
+		for (int q = 0; q < 8; q++) {
+			below += last[b + q] < zi - reach;
+			reached += first[b + q] <= zi + reach;
+		}
+	*lo = 8 * below;
+	*hi = 8 * reached;
+}
+
+/*
+ * The kernel exponent t = -u^2 / 2 of slot s with scaled distance u: -inf
+ * for the excluded slot and the padding slots, so their exp is exactly 0.
+ */
+INLINE T SFX(exponent)(T u, int s, int skip, int c)
+{
+	return s < c && s != skip ? -(u * u) / 2 : -INFINITY;
+}
+
+/* The largest exponent over slots [lo, hi), multiples of 8. */
+INLINE T SFX(top_exponent)(const struct NET *net, const T *zck, T zi,
+			   int skip, int lo, int hi)
+{
+	T h = *net->h, best;
+	T top[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+		    -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+
+	for (int j = lo; j < hi; j += 8)
 #pragma omp simd
-	for (int j = lo; j < hi; j++) {
-		T u = (zck[j] - zi) / h;
+		for (int q = 0; q < 8; q++) {
+			T t = SFX(exponent)((zck[j + q] - zi) / h, j + q,
+					    skip, net->c);
 
-		t[j] = j < c ? -(u * u) / 2 : -INFINITY;
+			top[q] = t > top[q] ? t : top[q];
+		}
+	best = top[0];
+	for (int q = 1; q < 8; q++)
+		best = top[q] > best ? top[q] : best;
+	return best;
+}
+
+/*
+ * One row's weights from its exp values ex[0..count), count a multiple
+ * of 8 (naive: divided by sqrt(2 pi)): returns their sum with the
+ * targets y and sets *den to their plain sum, both in the eight lanes.
+ * naive is a constant where this is inlined.
+ */
+INLINE T SFX(row_sums)(const T *ex, const T *y, int count, bool naive,
+		       T *den)
+{
+	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
+	T d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+
+	for (int j = 0; j < count; j += 8)
+#pragma omp simd
+		for (int q = 0; q < 8; q++) {
+			T w = naive ? ex[j + q] / norm : ex[j + q];
+
+			d[q] += w;
+			s[q] += w * y[j + q];
+		}
+	*den = SFX(fold)(d);
+	return SFX(fold)(s);
+}
+
+/*
+ * The radius around each query row's value, in reach, beyond which every
+ * kernel weight is exactly 0, and stable's shift of the row's exponents,
+ * in kden (the denominators take its place later).
+ *
+ * Naive: |u| beyond the exp underflow threshold of the precision (14.43
+ * in float32, 38.60 in float64) gives exactly 0. Stable: the exponents
+ * are shifted by the nearest included row's, so the threshold applies to
+ * u^2 - u_near^2. The radii carry a margin for the rounding of u. The
+ * shift is the largest exponent of the row, and the nearest included row
+ * has it: |u| grows with |zc - zi| and every step rounds monotonically,
+ * so its -u^2 / 2 is the largest, bit for bit.
+ *
+ * Each step is a loop over all rows, so that the long chain of dependent
+ * steps of one row overlaps with the next rows' instead of stalling.
+ */
+INLINE void SFX(radii)(struct NET *net, const T *z, int m, const int *pos)
+{
+	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
+	const T r2 = sizeof(T) == sizeof(float) ? (T)(14.6 * 14.6)
+						: (T)(38.8 * 38.8);
+	/* Stable: u^2 - u_near^2 beyond twice the underflow exponent (103.97
+	 * in float32, 745.13 in float64) gives exactly 0. */
+	const T gap = sizeof(T) == sizeof(float) ? (T)212 : (T)1500;
+	int cp = net->cp, e = net->e;
+	size_t rows = (size_t)m * e;
+	T h = fabs(*net->h), *reach = net->reach, *top = net->kden;
+
+	if (net->kernel == KAF_KERNEL_NAIVE) {
+		for (size_t ik = 0; ik < rows; ik++) {
+			top[ik] = 0;
+			reach[ik] = sqrt(r2) * h * (1 + 64 * eps);
+		}
+		return;
 	}
-	if (skip >= lo && skip < hi)
-		t[skip] = -INFINITY;
-	if (net->kernel == KAF_KERNEL_STABLE) {
-		T top[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
-			    -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-		T best;
+	for (int i = 0; i < m; i++)
+		for (int k = 0; k < e; k++)
+			reach[(size_t)i * e + k] = SFX(nearest)(
+				net->zc + (size_t)k * cp, net->c,
+				z[(size_t)k * m + i], SFX(skip)(net, pos, i, k));
+	for (size_t ik = 0; ik < rows; ik++) {
+		T near = reach[ik] / h;
 
-		for (int j = lo; j < hi; j += 8)
-			for (int q = 0; q < 8; q++)
-				top[q] = t[j + q] > top[q] ? t[j + q] : top[q];
-		best = top[0];
-		for (int q = 1; q < 8; q++)
-			best = top[q] > best ? top[q] : best;
+		top[ik] = -(near * near) / 2;
+		reach[ik] = sqrt(near * near * (1 + 64 * eps) + gap) * h *
+			    (1 + 64 * eps);
+	}
+}
+
+/*
+ * The window [lo, hi) of every query row, in win: the blocks of 8 slots
+ * within reach of its value. Rows inside a window may still get weight 0.
+ * A row of an unsorted column, or with a non-finite value or radius,
+ * visits every slot and finds its largest exponent itself. Kept apart
+ * from the loops over the windows, whose lengths are then in memory,
+ * known early, instead of at the end of a long chain of dependent steps.
+ */
+INLINE void SFX(windows)(struct NET *net, const T *z, int m,
+			 const int *pos)
+{
+	int cp = net->cp, e = net->e;
+	bool stable = net->kernel == KAF_KERNEL_STABLE;
+	T h = fabs(*net->h);
+
+	SFX(radii)(net, z, m, pos);
+	for (int i = 0; i < m; i++) {
+		for (int k = 0; k < e; k++) {
+			size_t ik = (size_t)i * e + k;
+			T zi = z[(size_t)k * m + i], reach = net->reach[ik];
+			int *lo = net->win + 2 * ik, *hi = lo + 1;
+
+			if (net->sorted[k] && isfinite(zi) && isfinite(reach) &&
+			    h > 0) {
+				SFX(ends)(net, k, zi, reach, lo, hi);
+			} else {
+				*lo = 0;
+				*hi = cp;
+				if (stable)
+					net->kden[ik] = SFX(top_exponent)(net,
+						net->zc + (size_t)k * cp, zi,
+						SFX(skip)(net, pos, i, k), 0,
+						cp);
+			}
+			/*
+			 * An empty window keeps one block, so that a row whose
+			 * weights all underflow divides 0 by 0 at run time,
+			 * never in a path the compiler folded to a constant.
+			 */
+			if (*lo == *hi && *hi < cp)
+				*hi += 8;
+			else if (*lo == *hi)
+				*lo -= 8;
+		}
+	}
+}
+
+/*
+ * Every row's scaled distances u and exponents t - top (naive: top is 0,
+ * and t - 0 is t, bit for bit) into ku and kexp, each row's window after
+ * the previous row's. Returns the number of values.
+ */
+INLINE size_t SFX(exponents)(struct NET *net, const T *z, int m,
+			     const int *pos)
+{
+	int cp = net->cp, e = net->e;
+	T h = *net->h;
+	size_t used = 0;
+
+	for (int i = 0; i < m; i++) {
+		for (int k = 0; k < e; k++) {
+			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
+			const T *zck = net->zc + (size_t)k * cp;
+			T zi = z[ki], top = net->kden[ik];
+			T *u = net->ku + used, *t = net->kexp + used;
+			int skip = SFX(skip)(net, pos, i, k);
+			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
+
+			for (int j = lo; j < hi; j += 8)
 #pragma omp simd
-		for (int j = lo; j < hi; j++)
-			ex[j] = VEXP(t[j] - best);
-	} else {
-#pragma omp simd
-		for (int j = lo; j < hi; j++)
-			ex[j] = VEXP(t[j]);
+				for (int q = 0; q < 8; q++) {
+					u[j - lo + q] = (zck[j + q] - zi) / h;
+					t[j - lo + q] = SFX(exponent)(
+						u[j - lo + q], j + q, skip,
+						net->c) - top;
+				}
+			used += (size_t)(hi - lo);
+		}
+	}
+	return used;
+}
+
+/* y_hat and the denominators from the exp values in kexp. */
+INLINE void SFX(outputs)(struct NET *net, T *yhat, int m)
+{
+	int cp = net->cp, e = net->e;
+	bool naive = net->kernel == KAF_KERNEL_NAIVE;
+	const T *ex = net->kexp;
+
+	net->zero_den = 0;
+	for (int i = 0; i < m; i++) {
+		for (int k = 0; k < e; k++) {
+			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
+			int lo = net->win[2 * ik];
+			int count = net->win[2 * ik + 1] - lo;
+			const T *yck = net->yc + (size_t)k * cp + lo;
+			T num, den;
+
+			if (naive)
+				num = SFX(row_sums)(ex, yck, count, true, &den);
+			else
+				num = SFX(row_sums)(ex, yck, count, false,
+						    &den);
+			ex += count;
+			net->kden[ik] = den;
+			net->zero_den += den == 0;
+			yhat[ki] = num / den;
+		}
 	}
 }
 
 /*
  * y_hat for m query rows with pre-activations z (m, e). pos maps a query
  * row to its calc position (leave-one-out) or is NULL for rows outside
- * the training set. Keeps exp values, windows and denominators for the
- * backward pass and counts rows whose denominator is exactly zero.
+ * the training set. Keeps windows, denominators, exp values and scaled
+ * distances for the backward pass, and counts rows whose denominator is
+ * exactly zero.
+ *
+ * In passes: the windows, the exponents of all rows, all their exps in
+ * one long loop (where SIMD pays best and nothing is set up per row), and
+ * the sums of each row.
  */
 KAF_HOT
 static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
 			     const int *pos)
 {
-	int cp = net->cp, e = net->e;
-	bool naive = net->kernel == KAF_KERNEL_NAIVE;
-	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
-	T *w = net->v1, *wy = net->v2;
+	T *kexp = net->kexp;
+	size_t used;
 
-	net->zero_den = 0;
-	for (int i = 0; i < m; i++) {
-		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
-			T *ex = net->kexp + ik * cp;
-			const T *yck = net->yc + (size_t)k * cp;
-			int skip = pos && pos[i] >= 0 ?
-				   net->rank[k * net->c + pos[i]] : -1;
-			int *lo = net->win + 2 * ik, *hi = lo + 1;
-			T den;
-
-			SFX(window)(net, k, z[ki], skip, lo, hi);
-			/* Whole blocks of 8: slots past the window weigh 0. */
-			*lo &= ~7;
-			*hi = (*hi + 7) & ~7;
-			SFX(kernel_row)(net, net->zc + (size_t)k * cp, z[ki],
-					skip, *lo, *hi, ex);
+	SFX(windows)(net, z, m, pos);
+	used = SFX(exponents)(net, z, m, pos);
 #pragma omp simd
-			for (int j = *lo; j < *hi; j++) {
-				w[j] = naive ? ex[j] / norm : ex[j];
-				wy[j] = w[j] * yck[j];
-			}
-			den = SFX(sum)(w + *lo, *hi - *lo);
-			net->kden[ik] = den;
-			net->zero_den += den == 0;
-			yhat[ki] = SFX(sum)(wy + *lo, *hi - *lo) / den;
-		}
-	}
+	for (size_t j = 0; j < used; j++)
+		kexp[j] = VEXP(kexp[j]);
+	SFX(outputs)(net, yhat, m);
 }
 
 /*
- * Per-term derivatives of one output y_hat_ik with upstream gradient g
- * over slots [lo, hi): v1_j = dL/dz_j through u_j (the calc side),
- * v2_j = dL/dh. The excluded slot has exp 0 and u 0, so its terms are
- * exactly zero, and so are those of slots outside the window.
+ * The derivatives of one output y_hat_ik with upstream gradient g, over
+ * slots [lo, hi) with exp values ex[0..hi - lo) and scaled distances
+ * ku[0..hi - lo) from the forward pass: adds dL/dz_j of every
+ * calc slot j (through u_j) to gzck, and returns dL/dz_i in *gzi and
+ * dL/dh in *gh, each summed in the eight lanes. The excluded slot has
+ * exp 0 and u 0, so its terms are exactly zero, and so are those of slots
+ * outside the window.
  *
  * Naive follows the chain a framework's autograd builds from the formula
  * as written, division by division, so that a tiny denominator overflows
@@ -596,41 +959,40 @@ static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
  * denominator's gradient is infinite, that chain multiplies infinity by a
  * zero weight somewhere and the row's gradient is NaN; the function says
  * so by returning false. Stable takes the same derivative through the
- * normalized weights.
+ * normalized weights. naive is a constant where this is inlined.
  */
-static inline __attribute__((always_inline)) bool SFX(kaf_row_grad)(struct NET *net, const T *ex, const T *zck,
-			      const T *yck, T zi, T yh, T den, T g, int lo,
-			      int hi)
+INLINE bool SFX(kaf_row_grad)(const struct NET *net, bool naive,
+			      const T *ex, const T *ku, const T *yck,
+			      T *gzck, T yh, T den, T g, int lo, int hi,
+			      T *gzi, T *gh)
 {
 	const T norm = (T)2.5066282746310002;
-	T h = *net->h, *u = net->u, *gd = net->v1, *gh = net->v2;
+	T h = *net->h, gnum = g / den, gden = -g * (yh / den);
+	T sd[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	T sh[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 
+	if (naive && (!isfinite(gnum) || !isfinite(gden)))
+		return false;
+	for (int j = lo; j < hi; j += 8)
 #pragma omp simd
-	for (int j = lo; j < hi; j++)
-		u[j] = (zck[j] - zi) / h;
-	if (net->kernel == KAF_KERNEL_NAIVE) {
-		T gnum = g / den;
-		T gden = -g * (yh / den);
+		for (int q = 0; q < 8; q++) {
+			int s = j + q;
+			T u = ku[s - lo], x = ex[s - lo], gu, gd;
 
-		if (!isfinite(gnum) || !isfinite(gden))
-			return false;
-#pragma omp simd
-		for (int j = lo; j < hi; j++) {
-			T gt = ((gnum * yck[j] + gden) / norm) * ex[j];
-			T gu = (-(gt / 2)) * (2 * u[j]);
+			if (naive) {
+				T gt = ((gnum * yck[s] + gden) / norm) * x;
 
-			gd[j] = gu / h;
-			gh[j] = -gu * (u[j] / h);
+				gu = (-(gt / 2)) * (2 * u);
+			} else {
+				gu = -(g * (yck[s] - yh) * (x / den) * u);
+			}
+			gd = gu / h;
+			gzck[s] += gd;
+			sd[q] += gd;
+			sh[q] += -gu * (u / h);
 		}
-	} else {
-#pragma omp simd
-		for (int j = lo; j < hi; j++) {
-			T gu = -(g * (yck[j] - yh) * (ex[j] / den) * u[j]);
-
-			gd[j] = gu / h;
-			gh[j] = -gu * (u[j] / h);
-		}
-	}
+	*gzi = -SFX(fold)(sd);
+	*gh = SFX(fold)(sh);
 	return true;
 }
 
@@ -639,32 +1001,39 @@ KAF_HOT
 static void SFX(kaf_backward)(struct NET *net)
 {
 	int c = net->c, cp = net->cp, e = net->e;
+	bool naive = net->kernel == KAF_KERNEL_NAIVE;
+	size_t used = 0, ik = 0;
 	T gh = 0;
 
 	memset(net->gzc, 0, sizeof(T) * (size_t)(e * cp));
 	for (int i = 0; i < net->n; i++) {
-		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k;
+		for (int k = 0; k < e; k++, ik++) {
 			size_t ki = (size_t)k * net->n + i;
-			T *gzck = net->gzc + (size_t)k * cp;
-			const T *gd = net->v1;
 			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
+			const T *ex = net->kexp + used, *ku = net->ku + used;
+			const T *yck = net->yc + (size_t)k * cp;
+			T *gzck = net->gzc + (size_t)k * cp, row_gh;
+			bool ok;
 
-			if (!SFX(kaf_row_grad)(net, net->kexp + ik * cp,
-					       net->zc + (size_t)k * cp,
-					       net->yc + (size_t)k * cp,
-					       net->z[ki], net->yhat[ki],
-					       net->kden[ik], net->gz[ki], lo,
-					       hi)) {
+			used += (size_t)(hi - lo);
+			if (naive)
+				ok = SFX(kaf_row_grad)(net, true, ex, ku, yck,
+						       gzck, net->yhat[ki],
+						       net->kden[ik],
+						       net->gz[ki], lo, hi,
+						       &net->gz[ki], &row_gh);
+			else
+				ok = SFX(kaf_row_grad)(net, false, ex, ku, yck,
+						       gzck, net->yhat[ki],
+						       net->kden[ik],
+						       net->gz[ki], lo, hi,
+						       &net->gz[ki], &row_gh);
+			if (!ok) {
 				gh = NAN;
 				net->gz[ki] = NAN;
 				continue;
 			}
-#pragma omp simd
-			for (int j = lo; j < hi; j++)
-				gzck[j] += gd[j];
-			gh += SFX(sum)(net->v2 + lo, hi - lo);
-			net->gz[ki] = -SFX(sum)(gd + lo, hi - lo);
+			gh += row_gh;
 		}
 	}
 	for (int k = 0; k < e; k++)
@@ -709,6 +1078,8 @@ static void SFX(penalty_grad)(struct NET *net)
 	int nw = net->d * net->l + net->l * net->e;
 	T lam = net->lambda;
 
+	if (net->reg == KAF_REG_NONE)
+		return;
 	for (int i = 0; i < nw; i++) {
 		T w = net->theta[i];
 
@@ -1086,3 +1457,9 @@ int SFX(kaf_engine_probe)(const struct kaf_plan *plan,
 }
 
 #undef NET
+#undef INLINE
+#undef BLOCK
+#undef UNITS
+#undef GA
+#undef GB
+#undef GB1

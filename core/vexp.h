@@ -6,14 +6,19 @@
  * moves, so a `#pragma omp simd` loop around them becomes SIMD code. They
  * keep what the study measures: results fall into the subnormal range and
  * round to zero exactly as a correctly rounded exp would (the final scaling
- * is one IEEE multiplication), overflow gives +inf, and NaN propagates.
+ * is one IEEE rounding), overflow gives +inf, and NaN propagates.
  * Accuracy: within 2 ulp of the libm result over the whole range (checked
  * by the tests), the same order as the vector exp of the mainstream
  * frameworks.
  *
  * Method: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2),
- * exp(r) by its Taylor polynomial, then 2^k applied as two factors so that
- * each stays a normal number while their product may underflow or overflow.
+ * exp(r) by its Taylor polynomial, then 2^k applied by multiplications by
+ * normal powers of two, the first exact, so that only the last rounds;
+ * float32 results below 2^-126 are built from integers instead.
+ *
+ * The _neg versions are for x <= 0 (or NaN), the kernel weights' case:
+ * the same value, bit for bit, in fewer steps, with no overflow to
+ * handle. A positive x gives some value there, never a fault.
  */
 #ifndef KAF_VEXP_H
 #define KAF_VEXP_H
@@ -21,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
+/* 2^k for -126 <= k <= 127; other k give some value, never a fault. */
 static inline float kaf_pow2i_f32(int k)
 {
 	uint32_t bits = (uint32_t)(k + 127) << 23;
@@ -39,44 +45,77 @@ static inline double kaf_pow2i_f64(int k)
 	return f;
 }
 
+/*
+ * exp(r) for xc = k ln2 + r in [-104, 89], and k in *k. NaN must not
+ * reach here: its conversion to int would be undefined.
+ */
+static inline float kaf_vexp_reduce_f32(float xc, int *k)
+{
+	float kf = (xc * 0x1.715476p+0f + 0x1.8p23f) - 0x1.8p23f;
+	float r = (xc - kf * 0x1.62e400p-1f) - kf * 0x1.7f7d1cp-20f;
+
+	*k = (int)kf;
+	return 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 +
+	       r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
+	       r * (1.0f / 5040)))))));
+}
+
+/*
+ * p 2^k for k < -126, where it is subnormal, from integers: round
+ * p 2^(k+149) (less than 2^23) to an integer m by adding 2^23, the same
+ * single rounding to nearest even a multiplication would make, and use m
+ * as the bit pattern of m 2^-149. No subnormal ever enters the floating
+ * units, which would otherwise stall on many processors.
+ */
+static inline float kaf_vexp_tiny_f32(float p, int k)
+{
+	float big = p * kaf_pow2i_f32(k + 149) + 0x1p23f;
+	uint32_t bits;
+	float tiny;
+
+	memcpy(&bits, &big, sizeof(bits));
+	bits -= 0x4b000000u;    /* the bits of 2^23 */
+	memcpy(&tiny, &bits, sizeof(tiny));
+	return tiny;
+}
+
 #pragma omp declare simd
 static inline float kaf_vexp_f32(float x)
 {
-	/* Outside [-104, 89] the result is 0 or +inf after rounding anyway. */
-	float xc = x != x ? 0.0f : x < -104.0f ? -104.0f :
-		   x > 89.0f ? 89.0f : x;
-	float kf = (xc * 0x1.715476p+0f + 0x1.8p23f) - 0x1.8p23f;
-	float r = (xc - kf * 0x1.62e400p-1f) - kf * 0x1.7f7d1cp-20f;
-	float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 +
-		  r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-		  r * (1.0f / 5040)))))));
-	int k = (int)kf;
-	int ks = k < -127 ? 0 : k;
-	int k1 = ks / 2;
-	float y = (p * kaf_pow2i_f32(k1)) * kaf_pow2i_f32(ks - k1);
-
 	/*
-	 * Below 2^-127 the result is built from integers: round p 2^(k+149)
-	 * to an integer m (one IEEE rounding, to nearest even, of the same
-	 * real number a floating multiplication would round) and use m as
-	 * the bit pattern, m 2^-149. No subnormal ever enters the floating
-	 * units, which would otherwise stall on many processors.
+	 * Outside [-104, 89] the result is 0 or +inf after rounding anyway;
+	 * NaN takes the lower bound (the comparison fails) and is given back
+	 * at the end.
 	 */
-	float scaled = p * kaf_pow2i_f32(k < -127 ? k + 149 : 0);
-	int m = (int)((scaled + 0x1.8p23f) - 0x1.8p23f);
-	uint32_t bits = (uint32_t)(m < 0 ? 0 : m);
-	float tiny;
+	float xc = x > -104.0f ? x : -104.0f;
+	int k;
 
-	memcpy(&tiny, &bits, sizeof(tiny));
-	y = k < -127 ? tiny : y;
+	xc = xc < 89.0f ? xc : 89.0f;
+	float p = kaf_vexp_reduce_f32(xc, &k);
+
+	/* 2^128, not a float, is 2^127 x 2. */
+	int kn = k < 127 ? k : 127;
+	float y = (p * kaf_pow2i_f32(kn)) * kaf_pow2i_f32(k - kn);
+
+	y = k < -126 ? kaf_vexp_tiny_f32(p, k) : y;
 	return x != x ? x : y;
 }
 
 #pragma omp declare simd
-static inline double kaf_vexp_f64(double x)
+static inline float kaf_vexp_neg_f32(float x)
 {
-	double xc = x != x ? 0.0 : x < -746.0 ? -746.0 :
-		    x > 710.0 ? 710.0 : x;
+	float xc = x > -104.0f ? x : -104.0f;
+	int k;
+	float p = kaf_vexp_reduce_f32(xc, &k);
+	float y = p * kaf_pow2i_f32(k);
+
+	y = k < -126 ? kaf_vexp_tiny_f32(p, k) : y;
+	return x != x ? x : y;
+}
+
+/* exp(r) for xc = k ln2 + r in [-746, 710], and k in *k; not NaN. */
+static inline double kaf_vexp_reduce_f64(double xc, int *k)
+{
 	double kf = (xc * 0x1.71547652b82fep+0 + 0x1.8p52) - 0x1.8p52;
 	double r = (xc - kf * 0x1.62e42fee00000p-1) -
 		   kf * 0x1.a39ef35793c76p-33;
@@ -94,13 +133,36 @@ static inline double kaf_vexp_f64(double x)
 	p = 1.0 / 6.0 + r * p;
 	p = 0.5 + r * p;
 	p = 1.0 + r * p;
-	p = 1.0 + r * p;
+	*k = (int)kf;
+	return 1.0 + r * p;
+}
 
-	int k = (int)kf;
+#pragma omp declare simd
+static inline double kaf_vexp_f64(double x)
+{
+	/* As in float32: NaN takes the lower bound and comes back at the end. */
+	double xc = x > -746.0 ? x : -746.0;
+	int k;
+
+	xc = xc < 710.0 ? xc : 710.0;
+	double p = kaf_vexp_reduce_f64(xc, &k);
+
+	/* Two factors, 2^(k/2) and 2^(k - k/2), each normal. */
 	int k1 = k / 2;
 	double y = (p * kaf_pow2i_f64(k1)) * kaf_pow2i_f64(k - k1);
 
 	return x != x ? x : y;
+}
+
+#pragma omp declare simd
+static inline double kaf_vexp_neg_f64(double x)
+{
+	double xc = x > -746.0 ? x : -746.0;
+	int k;
+	double p = kaf_vexp_reduce_f64(xc, &k);
+
+	/* 2^(k+60) is normal for every k here (-1076..0): one rounding. */
+	return x != x ? x : (p * kaf_pow2i_f64(k + 60)) * 0x1p-60;
 }
 
 #endif

@@ -79,6 +79,20 @@ static void test_vexp_f64_within_one_ulp_of_libm(void **st)
 	assert_true(isnan(kaf_vexp_f64(NAN)));
 }
 
+static void test_vexp_neg_equals_vexp(void **st)
+{
+	(void)st;
+	/* The x <= 0 versions K-AF uses are the same functions there. */
+	for (float x = -110.0f; x <= 0.0f; x += 0.000173f)
+		assert_true(kaf_vexp_neg_f32(x) == kaf_vexp_f32(x));
+	for (double x = -750.0; x <= 0.0; x += 0.0001731)
+		assert_true(kaf_vexp_neg_f64(x) == kaf_vexp_f64(x));
+	assert_true(kaf_vexp_neg_f32(-INFINITY) == 0.0f);
+	assert_true(kaf_vexp_neg_f64(-INFINITY) == 0.0);
+	assert_true(isnan(kaf_vexp_neg_f32(NAN)));
+	assert_true(isnan(kaf_vexp_neg_f64(NAN)));
+}
+
 /* ---- a small problem with random weights ---- */
 
 enum { N = 9, D = 3, L = 5, E = 2, C = 5 };
@@ -288,6 +302,48 @@ static void test_kaf_naive_keeps_subnormal_weights(void **st)
 	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
 	assert_true(out.zero_denominators > 0);
 	assert_true(isnan(out.loss));
+}
+
+static void test_kaf_stable_f64_keeps_tiny_weights(void **st)
+{
+	/*
+	 * Row 0 (z = 1) sees eight calc rows near z = 2 (target 0) and nine
+	 * at z = 26.5 (target 1), a whole block of slots away. Their relative
+	 * weight, exp(-(25.5^2 - 1) / 2) or about 1e-141, is far below
+	 * float32's range but a normal float64: y_hat_0 must be about that,
+	 * not 0, so the far block cannot be skipped in float64.
+	 */
+	enum { ROWS = 18, CALC = 17 };
+	double x[ROWS], y[ROWS], w1[1] = {1.0}, w2[1] = {1.0};
+	double yhat[ROWS], g1[1], g2[1], num = 0, den = 0;
+	int calc[CALC];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+
+	(void)st;
+	x[0] = 1.0;
+	y[0] = 0;
+	for (int i = 1; i < ROWS; i++) {
+		x[i] = i <= 8 ? 2.0 + 0.01 * i : 26.5;
+		y[i] = i > 8;
+		calc[i - 1] = i;
+		num += y[i] * exp(-(x[i] - 1) * (x[i] - 1) / 2);
+		den += exp(-(x[i] - 1) * (x[i] - 1) / 2);
+	}
+	struct kaf_probe p = {
+		.n = ROWS, .d = 1, .l = 1, .e = 1, .c = CALC, .x = x, .y = y,
+		.calc = calc, .w1 = w1, .w2 = w2, .h = 1.0,
+		.activation = KAF_ACT_KAF, .kernel = KAF_KERNEL_STABLE,
+		.precision = KAF_PREC_F64,
+	};
+
+	assert_true(num / den > 1e-142 && num / den < 1e-139);
+	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+	check_close(yhat[0], num / den, 1e-10, 0, "yhat stable", 0);
+	p.kernel = KAF_KERNEL_NAIVE;
+	assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+	check_close(yhat[0], num / den, 1e-10, 0, "yhat naive", 0);
 }
 
 /* ---- leave-one-out ---- */
@@ -729,6 +785,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vexp_f32_within_one_ulp_of_libm),
 		cmocka_unit_test(test_vexp_f64_within_one_ulp_of_libm),
+		cmocka_unit_test(test_vexp_neg_equals_vexp),
 		cmocka_unit_test(
 			test_grad_fixed_activations_match_finite_differences),
 		cmocka_unit_test(
@@ -740,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_kaf_naive_equals_stable_where_finite),
 		cmocka_unit_test(test_kaf_stable_finite_where_naive_underflows),
 		cmocka_unit_test(test_kaf_naive_keeps_subnormal_weights),
+		cmocka_unit_test(test_kaf_stable_f64_keeps_tiny_weights),
 		cmocka_unit_test(test_kaf_leave_one_out_excludes_only_the_row),
 		cmocka_unit_test(test_fixture_activations_match_torch),
 		cmocka_unit_test(test_fixture_kaf_matches_torch),
