@@ -1090,7 +1090,10 @@ static void SFX(penalty_grad)(struct NET *net)
 	}
 }
 
-/* One update of theta[0..np) by grad, with the protocol's defaults. */
+/*
+ * One update of theta[0..np) by grad, with the protocol's defaults; one
+ * loop per optimizer, so the choice is made once per step.
+ */
 static void SFX(optim_step)(enum kaf_opt opt, T lr, int np, int step,
 			    T *theta, const T *grad, T *s1, T *s2)
 {
@@ -1101,34 +1104,39 @@ static void SFX(optim_step)(enum kaf_opt opt, T lr, int np, int step,
 	T step_size = (T)((double)lr / (1 - pow(0.9, step)));
 	T bc2_sqrt = (T)sqrt(1 - pow(0.999, step));
 
-	for (int i = 0; i < np; i++) {
-		T g = grad[i];
-
-		switch (opt) {
-		case KAF_OPT_SGD:
-			theta[i] -= lr * g;
-			break;
-		case KAF_OPT_MOMENTUM:
-			s1[i] = step == 1 ? g : (T)0.9 * s1[i] + g;
+	switch (opt) {
+	case KAF_OPT_SGD:
+		for (int i = 0; i < np; i++)
+			theta[i] -= lr * grad[i];
+		break;
+	case KAF_OPT_MOMENTUM:
+		for (int i = 0; i < np; i++) {
+			s1[i] = step == 1 ? grad[i] : (T)0.9 * s1[i] + grad[i];
 			theta[i] -= lr * s1[i];
-			break;
-		case KAF_OPT_RMSPROP:
-			s2[i] = (T)0.99 * s2[i] + one_m_alpha * g * g;
-			theta[i] -= lr * g / (sqrt(s2[i]) + (T)1e-8);
-			break;
-		case KAF_OPT_ADAGRAD:
-			s2[i] += g * g;
-			theta[i] -= lr * g / (sqrt(s2[i]) + (T)1e-10);
-			break;
-		case KAF_OPT_ADAM:
-			s1[i] = beta1 * s1[i] + one_m_beta1 * g;
-			s2[i] = beta2 * s2[i] + one_m_beta2 * g * g;
+		}
+		break;
+	case KAF_OPT_RMSPROP:
+		for (int i = 0; i < np; i++) {
+			s2[i] = (T)0.99 * s2[i] + one_m_alpha * grad[i] * grad[i];
+			theta[i] -= lr * grad[i] / (sqrt(s2[i]) + (T)1e-8);
+		}
+		break;
+	case KAF_OPT_ADAGRAD:
+		for (int i = 0; i < np; i++) {
+			s2[i] += grad[i] * grad[i];
+			theta[i] -= lr * grad[i] / (sqrt(s2[i]) + (T)1e-10);
+		}
+		break;
+	case KAF_OPT_ADAM:
+		for (int i = 0; i < np; i++) {
+			s1[i] = beta1 * s1[i] + one_m_beta1 * grad[i];
+			s2[i] = beta2 * s2[i] + one_m_beta2 * grad[i] * grad[i];
 			theta[i] -= step_size * s1[i] /
 				    (sqrt(s2[i]) / bc2_sqrt + (T)1e-8);
-			break;
-		default:
-			break;
 		}
+		break;
+	default:
+		break;
 	}
 }
 
@@ -1363,13 +1371,13 @@ static enum kaf_cause SFX(step)(struct NET *net,
 	return KAF_CAUSE_NONE;
 }
 
-static void SFX(finish)(struct NET *net, struct kaf_result *res)
+/* The run's final metrics from ev, the evaluation of its last weights. */
+static void SFX(finish)(struct NET *net, const struct SFX(eval) *ev,
+			struct kaf_result *res)
 {
-	struct SFX(eval) ev = SFX(evaluate)(net);
-
-	res->val_loss = ev.mse;
-	res->accuracy = ev.accuracy;
-	res->val_mae = net->classification ? NAN : ev.mae;
+	res->val_loss = ev->mse;
+	res->accuracy = ev->accuracy;
+	res->val_mae = net->classification ? NAN : ev->mae;
 	res->bandwidth = net->act == KAF_ACT_KAF ? (double)*net->h : NAN;
 }
 
@@ -1384,6 +1392,8 @@ int SFX(kaf_engine_train)(const struct kaf_plan *plan,
 	int links = hooks && hooks->on_link && cfg->activation == KAF_ACT_KAF ?
 		    hooks->link_every : 0;
 	struct SFX(link_buf) lb = {0};
+	struct SFX(eval) ev;
+	bool evaluated = false;   /* ev holds the current weights' metrics */
 	int stop = 0;
 
 	if (!net || (links > 0 &&
@@ -1401,6 +1411,7 @@ int SFX(kaf_engine_train)(const struct kaf_plan *plan,
 		enum kaf_cause cause;
 
 		lb.taken = false;
+		evaluated = false;
 		cause = SFX(step)(net, cfg, &ep, res, snap ? &lb : NULL);
 		if (lb.taken)
 			stop |= hooks->on_link(hooks->ctx, &lb.link);
@@ -1415,13 +1426,17 @@ int SFX(kaf_engine_train)(const struct kaf_plan *plan,
 		ep.bandwidth = cfg->activation == KAF_ACT_KAF ? *net->h : NAN;
 		if (every > 0 && (s % every == 0 || s + 1 == cfg->epochs ||
 				  res->diverged)) {
-			ep.val_loss = SFX(evaluate)(net).mse;
+			ev = SFX(evaluate)(net);
+			evaluated = true;
+			ep.val_loss = ev.mse;
 			stop |= hooks->on_epoch(hooks->ctx, &ep);
 		}
 		if (res->diverged)
 			break;
 	}
-	SFX(finish)(net, res);
+	if (!evaluated)
+		ev = SFX(evaluate)(net);
+	SFX(finish)(net, &ev, res);
 	free(lb.mem);
 	free(net);
 	return KAF_OK;

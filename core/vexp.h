@@ -7,9 +7,10 @@
  * keep what the study measures: results fall into the subnormal range and
  * round to zero exactly as a correctly rounded exp would (the final scaling
  * is one IEEE rounding), overflow gives +inf, and NaN propagates.
- * Accuracy: within 2 ulp of the libm result over the whole range (checked
+ * Accuracy: within 1 ulp of the libm result over the whole range (checked
  * by the tests), the same order as the vector exp of the mainstream
- * frameworks.
+ * frameworks. K-AF uses the _neg versions below; the general ones serve
+ * the tests as the full-range reference of the same method.
  *
  * Method: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2),
  * exp(r) by its Taylor polynomial, then 2^k applied by multiplications by

@@ -369,11 +369,16 @@ static void frame_title(const struct kaf_link_series *ls, int f,
 	kaf_plot_quote(gp, title);
 }
 
-static int plot_link(const struct kaf_link_series *ls, const char *dir,
-		     struct kaf_plot *pl, struct kaf_error *err)
+/*
+ * Open the files of a plot of the link snapshots and lay its panels out
+ * in rows x cols. Returns 1 when opened, 0 (KAF_OK) when there is nothing
+ * to draw (pl says so), or a negative error.
+ */
+static int open_link_plot(const struct kaf_link_series *ls, const char *dir,
+			  struct kaf_plot *pl, struct kaf_plot_files *f,
+			  int *rows, int *cols, struct kaf_error *err)
 {
-	int last = ls->nframes - 1, rows, cols, blocks = 0, rc;
-	struct kaf_plot_files f;
+	int rc;
 
 	if (ls->nframes == 0 || ls->noutputs == 0) {
 		pl->state = KAF_PLOT_NOT_APPLICABLE;
@@ -381,10 +386,22 @@ static int plot_link(const struct kaf_link_series *ls, const char *dir,
 			 "values");
 		return KAF_OK;
 	}
-	rc = kaf_plot_open(dir, pl->stem, &f, err);
+	rc = kaf_plot_open(dir, pl->stem, f, err);
 	if (rc)
 		return rc;
-	grid_of(ls->noutputs, &rows, &cols);
+	grid_of(ls->noutputs, rows, cols);
+	return 1;
+}
+
+static int plot_link(const struct kaf_link_series *ls, const char *dir,
+		     struct kaf_plot *pl, struct kaf_error *err)
+{
+	int last = ls->nframes - 1, rows = 1, cols = 1, blocks = 0, rc;
+	struct kaf_plot_files f;
+
+	rc = open_link_plot(ls, dir, pl, &f, &rows, &cols, err);
+	if (rc <= 0)
+		return rc;
 	kaf_plot_begin(f.gp, pl->stem, "The learned link at the last "
 		       "snapshot", canvas(PANEL_W, cols), 80 + PANEL_H * rows);
 	fprintf(f.gp, "set multiplot layout %d,%d title ", rows, cols);
@@ -425,19 +442,12 @@ static void movie_head(const struct kaf_link_series *ls, const char *stem,
 static int plot_movie(const struct kaf_link_series *ls, const char *dir,
 		      struct kaf_plot *pl, struct kaf_error *err)
 {
-	int rows, cols, blocks = 0, rc;
+	int rows = 1, cols = 1, blocks = 0, rc;
 	struct kaf_plot_files f;
 
-	if (ls->nframes == 0 || ls->noutputs == 0) {
-		pl->state = KAF_PLOT_NOT_APPLICABLE;
-		snprintf(pl->note, sizeof(pl->note), "no snapshot holds "
-			 "values");
-		return KAF_OK;
-	}
-	rc = kaf_plot_open(dir, pl->stem, &f, err);
-	if (rc)
+	rc = open_link_plot(ls, dir, pl, &f, &rows, &cols, err);
+	if (rc <= 0)
 		return rc;
-	grid_of(ls->noutputs, &rows, &cols);
 	movie_head(ls, pl->stem, f.gp, rows, cols);
 	for (int i = 0; i < kaf_study_movie_frames(ls); i++) {
 		int fr = kaf_study_movie_frame(ls, i);
