@@ -16,26 +16,28 @@
  * Activations are stored feature-major: features x^T (d, m), hidden units
  * (l, m), pre-activations z (e, m), one contiguous row of m values per
  * unit. Weights keep PyTorch's layout. Every sum keeps one order that no
- * instruction set changes: a layer's output is a sequential sum over its
- * inputs, computed for a block of rows at once; a sum over rows (weight
- * gradients, K-AF's sums over calc rows) runs in eight fixed lanes, see
- * SFX(fold). Results do not depend on the SIMD width of the machine or on
- * the thread that runs them.
+ * instruction set changes: a layer's output, and a K-AF output's sums
+ * over calc rows, are sequential sums computed for a block of rows at
+ * once; a sum over rows (weight gradients, K-AF's gradients of calc rows
+ * and of h) runs in fixed lanes, see SFX(fold). Results do not depend on
+ * the SIMD width of the machine or on the thread that runs them.
  */
 
 #define NET SFX(net)
 #define INLINE static inline __attribute__((always_inline))
 
 /*
- * The hot loops are compiled once per instruction set and picked at load
- * time. With contraction off and sums in fixed lanes, every version gives
- * bit-identical results; only the speed differs. The helpers they call
- * are INLINE, or KAF_HOT themselves, so that they are compiled for the
- * same instruction set.
+ * The hot loops are compiled once per instruction set (AVX-512, AVX2 and
+ * the baseline) and picked at load time. With contraction off and sums in
+ * fixed lanes, every version gives bit-identical results; only the speed
+ * differs, and a test compares them with a build that has no clones. The
+ * helpers they call are INLINE, or KAF_HOT themselves, so that they are
+ * compiled for the same instruction set.
  */
 #ifndef KAF_HOT
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KAF_HOT __attribute__((target_clones("avx2", "default")))
+#define KAF_HOT                                                         \
+	__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define KAF_HOT
 #endif
@@ -55,6 +57,12 @@ INLINE T SFX(fold)(const T *acc)
 	       ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* Sixteen lanes: the two halves folded, then added. */
+INLINE T SFX(fold16)(const T *acc)
+{
+	return SFX(fold)(acc) + SFX(fold)(acc + 8);
+}
+
 /*
  * Register blocking, sized for AVX2's sixteen registers (a double takes
  * twice the room of a float). A product block keeps UNITS output units by
@@ -69,9 +77,16 @@ INLINE T SFX(fold)(const T *acc)
 #define GB (sizeof(T) == sizeof(float) ? 3 : 5)
 #define GB1 (sizeof(T) == sizeof(float) ? 6 : 5)
 
+/*
+ * Query rows K-AF works on at once, one per lane; see SFX(block). Sixteen
+ * rows keep two AVX2 registers of floats, or one AVX-512 register, busy
+ * with independent work. Sums across them fold in fixed order too.
+ */
+#define LANES 16
+_Static_assert(LANES == 16, "SFX(fold16) folds sixteen lanes");
+
 struct NET {
 	int n, nv, d, l, e, c;
-	int cp;                 /* c rounded up to a multiple of 8 */
 	int np;                 /* parameters the optimizer updates */
 	int step;               /* optimizer steps taken */
 	bool classification;
@@ -100,21 +115,19 @@ struct NET {
 	T *gz;                  /* (e, n) loss gradient at z */
 	T *ghid;                /* (l, n) loss gradient at hidden units */
 	T *ycal;                /* (e, c) calc targets by calc position */
-	T *zc;                  /* (e, cp) calc pre-activations, sorted */
-	T *yc;                  /* (e, cp) their targets, same order */
+	T *zc;                  /* (e, c) calc pre-activations, sorted */
+	T *yc;                  /* (e, c) their targets, same order */
 	int *ord;               /* (e, c) calc position of each sorted slot */
 	int *rank;              /* (e, c) sorted slot of each calc position */
 	bool *sorted;           /* (e) column sorted, so windows apply */
-	int *win;               /* (m, e, 2) first and end slot of a row */
-	T *gzc;                 /* (e, cp) gradient at sorted calc slots */
-	int nb;                 /* blocks of 8 slots, rounded up to 8 */
-	T *first, *last;        /* (e, nb) ends of each block of 8 slots */
-	T *kexp;                /* (m e cp at most) exp values of the last
-				 * forward, each row's window after the
-				 * previous row's */
-	T *ku;                  /* (m e cp at most) their scaled distances */
-	T *kden;                /* (m, e) kernel denominators */
-	T *reach;               /* (m, e) window radii */
+	int *qo;                /* (m) query rows in K-AF's order */
+	int *slot;              /* (m) first calc slot not below each row */
+	int *count;             /* (c + 2) rows per gap between slots */
+	T *bex, *bu;            /* (c, LANES) a block's exp values and
+				 * scaled distances, for its backward */
+	T *gzc8;                /* (c, LANES) gradient at sorted calc slots,
+				 * by lane */
+	T kgh;                  /* dL/dh of the last training pass */
 	T *pack;                /* (d + 2 l + e, BLOCK) a last partial block */
 	int zero_den;           /* rows whose weights all underflowed */
 };
@@ -124,8 +137,7 @@ struct NET {
 static size_t SFX(layout)(struct NET *net, char *base)
 {
 	int n = net->n, nv = net->nv, d = net->d, l = net->l;
-	int e = net->e, c = net->c, cp = (c + 7) & ~7;
-	int nb = (cp / 8 + 7) & ~7, m = n > nv ? n : nv;
+	int e = net->e, c = net->c, m = n > nv ? n : nv;
 
 	m = m > c ? m : c;
 	int np = d * l + l * e + 1;
@@ -156,19 +168,17 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(gz, T, n * e);
 	CARVE(ghid, T, l * n);
 	CARVE(ycal, T, e * c);
-	CARVE(zc, T, e * cp);
-	CARVE(yc, T, e * cp);
+	CARVE(zc, T, e * c);
+	CARVE(yc, T, e * c);
 	CARVE(ord, int, e * c);
 	CARVE(rank, int, e * c);
 	CARVE(sorted, bool, e);
-	CARVE(win, int, m * e * 2);
-	CARVE(gzc, T, e * cp);
-	CARVE(first, T, e * nb);
-	CARVE(last, T, e * nb);
-	CARVE(kexp, T, m * e * cp);
-	CARVE(ku, T, m * e * cp);
-	CARVE(kden, T, m * e);
-	CARVE(reach, T, m * e);
+	CARVE(qo, int, m);
+	CARVE(slot, int, m);
+	CARVE(count, int, c + 2);
+	CARVE(bex, T, c * LANES);
+	CARVE(bu, T, c * LANES);
+	CARVE(gzc8, T, c * LANES);
 	CARVE(pack, T, (d + 2 * l + e) * BLOCK);
 #undef CARVE
 	return off;
@@ -215,8 +225,6 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 	if (!net)
 		return NULL;
 	*net = shape;
-	net->cp = (net->c + 7) & ~7;
-	net->nb = (net->cp / 8 + 7) & ~7;
 	base = (char *)(((uintptr_t)(net + 1) + 63) & ~(uintptr_t)63);
 	SFX(layout)(net, base);
 	memset(net->state1, 0, sizeof(T) * (size_t)np);
@@ -585,10 +593,10 @@ static void SFX(act_backward)(enum kaf_activation act, const T *z,
 static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			     const int *rows)
 {
-	int c = net->c, cp = net->cp, e = net->e;
+	int c = net->c, e = net->e;
 
 	for (int k = 0; k < e; k++) {
-		T *zs = net->zc + (size_t)k * cp;
+		T *zs = net->zc + (size_t)k * c;
 		int *ord = net->ord + (size_t)k * c;
 		bool finite = true;
 
@@ -597,8 +605,7 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			int s = j;
 
 			finite = finite && isfinite(v);
-			/* Insertion sort: c is small and the order changes
-			 * little from one step to the next. */
+			/* Insertion sort: c is small. */
 			while (finite && s > 0 && zs[s - 1] > v) {
 				zs[s] = zs[s - 1];
 				ord[s] = ord[s - 1];
@@ -614,167 +621,134 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			}
 		net->sorted[k] = finite;
 		for (int s = 0; s < c; s++) {
-			net->yc[k * cp + s] = net->ycal[k * c + ord[s]];
+			net->yc[k * c + s] = net->ycal[k * c + ord[s]];
 			net->rank[k * c + ord[s]] = s;
-		}
-		/* Padding slots: finite, weightless, so they add exact 0s. */
-		for (int s = c; s < cp; s++) {
-			zs[s] = 0;
-			net->yc[k * cp + s] = 0;
-		}
-		/*
-		 * A block with padding never lies wholly below a value, and
-		 * the blocks past the slots begin above every value.
-		 */
-		for (int b = 0; b < net->nb; b++) {
-			T *first = net->first + (size_t)k * net->nb;
-			T *last = net->last + (size_t)k * net->nb;
-
-			first[b] = 8 * b < c ? zs[8 * b] : INFINITY;
-			last[b] = 8 * b + 7 < c ? zs[8 * b + 7] : INFINITY;
 		}
 	}
 }
 
 /*
- * First slot of the sorted zs[0..count) whose value is >= v, count if
- * none. A branch-free binary search: the comparisons are unpredictable,
- * so a conditional move beats a branch.
+ * The first of the sorted zs[0..c) that is >= v (strict: > v), or c. The
+ * steps depend on c alone, so the loop never mispredicts; the
+ * comparisons, which are unpredictable, become conditional moves.
  */
-INLINE int SFX(lower_bound)(const T *zs, int count, T v)
+INLINE int SFX(bound)(const T *zs, int c, T v, bool strict)
 {
-	int lo = 0, n = count;
+	int lo = 0, n = c;
 
 	while (n > 1) {
 		int half = n / 2;
+		T at = zs[lo + half - 1];
 
-		lo = zs[lo + half - 1] < v ? lo + half : lo;
+		lo = (strict ? at <= v : at < v) ? lo + half : lo;
 		n -= half;
 	}
-	return lo + (n == 1 && zs[lo] < v);
+	return lo + (n == 1 && (strict ? zs[lo] <= v : zs[lo] < v));
 }
 
-/* The sorted slot query row i excludes in column k (itself), or -1. */
+/*
+ * The m query rows of column zk grouped by the gap between calc slots
+ * they fall in: slot[i] is the first slot of the sorted zs[0..c) not
+ * below row i, and qo lists the rows by slot, then by row. Rows of one
+ * group share their nearest slots, so LANES of them in a row need nearly
+ * the same window. The order is a function of the values alone, and each
+ * row's output does not depend on it. Returns false if a value is not
+ * finite.
+ */
+static bool SFX(group_rows)(const T *zs, int c, const T *zk, int m,
+			    int *qo, int *slot, int *count)
+{
+	int i = 0;
+
+	for (int r = 0; r < m; r++)
+		if (!isfinite(zk[r]))
+			return false;
+	/* Eight searches side by side: each is a chain of dependent loads,
+	 * and eight chains keep the processor busy. */
+	for (; i + 8 <= m; i += 8) {
+		int lo[8] = {0, 0, 0, 0, 0, 0, 0, 0}, n = c;
+
+		while (n > 1) {
+			int half = n / 2;
+
+			for (int q = 0; q < 8; q++)
+				lo[q] += zs[lo[q] + half - 1] < zk[i + q] ? half
+									  : 0;
+			n -= half;
+		}
+		for (int q = 0; q < 8; q++)
+			slot[i + q] = lo[q] + (n == 1 && zs[lo[q]] < zk[i + q]);
+	}
+	for (; i < m; i++)
+		slot[i] = SFX(bound)(zs, c, zk[i], false);
+	memset(count, 0, sizeof(int) * (size_t)(c + 2));
+	for (int i = 0; i < m; i++)
+		count[slot[i] + 1]++;
+	for (int s = 1; s <= c; s++)
+		count[s] += count[s - 1];
+	for (int i = 0; i < m; i++)
+		qo[count[slot[i]]++] = i;
+	return true;
+}
+
+/*
+ * K-AF works on LANES query rows at once, one row per lane: their values,
+ * excluded slots and exponent shifts, and the window [lo, hi) of sorted
+ * calc slots that holds every slot with a non-zero weight for any of them.
+ * Each row sums over the window in slot order, so its output does not
+ * depend on which rows share its block: the slots a row reaches for its
+ * neighbours' sake add exact zeros.
+ */
+struct SFX(block) {
+	int row[LANES];         /* query rows; a last block repeats its last */
+	int rows;               /* real rows, 1..LANES */
+	int skip[LANES];        /* the slot each row excludes, or -1 */
+	int at[LANES];          /* the first slot not below each row */
+	T zi[LANES], top[LANES];
+	int lo, hi;
+};
+
+/* The excluded sorted slot of query row i in column k, or -1. */
 INLINE int SFX(skip)(const struct NET *net, const int *pos, int i, int k)
 {
 	return pos && pos[i] >= 0 ? net->rank[k * net->c + pos[i]] : -1;
 }
 
 /*
- * The distance |zs_s - zi| from zi to the nearest slot s of the sorted
- * zs[0..c), skip excluded; +inf if there is none. It is the nearest one
- * below zi's place or the nearest one above.
+ * Stable's shift for the block: each row's largest exponent over all
+ * slots; naive's is 0.
  */
-INLINE T SFX(nearest)(const T *zs, int c, T zi, int skip)
+INLINE void SFX(scan_top)(const struct NET *net, const T *zs,
+			  struct SFX(block) *b)
 {
-	int p = SFX(lower_bound)(zs, c, zi);
-	int below = p - 1 == skip ? p - 2 : p - 1;
-	int above = p == skip ? p + 1 : p;
-	T near = INFINITY;
+	T h = *net->h;
 
-	if (below >= 0)
-		near = fabs(zs[below] - zi);
-	if (above < c && fabs(zs[above] - zi) < near)
-		near = fabs(zs[above] - zi);
-	return near;
-}
-
-/*
- * The slots of the sorted column k that can carry a non-zero weight for
- * query value zi lie within reach of it: [*lo, *hi), widened to whole
- * blocks of 8, counts the blocks wholly below zi - reach and the blocks
- * starting at or below zi + reach.
- */
-INLINE void SFX(ends)(const struct NET *net, int k, T zi, T reach, int *lo,
-		      int *hi)
-{
-	const T *first = net->first + (size_t)k * net->nb;
-	const T *last = net->last + (size_t)k * net->nb;
-	int below = 0, reached = 0;
-
-	for (int b = 0; b < net->nb; b += 8)
-#pragma omp simd reduction(+ : below, reached)
-		for (int q = 0; q < 8; q++) {
-			below += last[b + q] < zi - reach;
-			reached += first[b + q] <= zi + reach;
-		}
-	*lo = 8 * below;
-	*hi = 8 * reached;
-}
-
-/*
- * The kernel exponent t = -u^2 / 2 of slot s with scaled distance u: -inf
- * for the excluded slot and the padding slots, so their exp is exactly 0.
- */
-INLINE T SFX(exponent)(T u, int s, int skip, int c)
-{
-	return s < c && s != skip ? -(u * u) / 2 : -INFINITY;
-}
-
-/* The largest exponent over slots [lo, hi), multiples of 8. */
-INLINE T SFX(top_exponent)(const struct NET *net, const T *zck, T zi,
-			   int skip, int lo, int hi)
-{
-	T h = *net->h, best;
-	T top[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
-		    -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-
-	for (int j = lo; j < hi; j += 8)
+	for (int q = 0; q < LANES; q++)
+		b->top[q] = -INFINITY;
+	for (int j = 0; j < net->c; j++)
 #pragma omp simd
-		for (int q = 0; q < 8; q++) {
-			T t = SFX(exponent)((zck[j + q] - zi) / h, j + q,
-					    skip, net->c);
+		for (int q = 0; q < LANES; q++) {
+			T u = (zs[j] - b->zi[q]) / h;
+			T t = j != b->skip[q] ? -(u * u) / 2 : -INFINITY;
 
-			top[q] = t > top[q] ? t : top[q];
+			b->top[q] = t > b->top[q] ? t : b->top[q];
 		}
-	best = top[0];
-	for (int q = 1; q < 8; q++)
-		best = top[q] > best ? top[q] : best;
-	return best;
 }
 
 /*
- * One row's weights from its exp values ex[0..count), count a multiple
- * of 8 (naive: divided by sqrt(2 pi)): returns their sum with the
- * targets y and sets *den to their plain sum, both in the eight lanes.
- * naive is a constant where this is inlined.
- */
-INLINE T SFX(row_sums)(const T *ex, const T *y, int count, bool naive,
-		       T *den)
-{
-	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
-	T d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-
-	for (int j = 0; j < count; j += 8)
-#pragma omp simd
-		for (int q = 0; q < 8; q++) {
-			T w = naive ? ex[j + q] / norm : ex[j + q];
-
-			d[q] += w;
-			s[q] += w * y[j + q];
-		}
-	*den = SFX(fold)(d);
-	return SFX(fold)(s);
-}
-
-/*
- * The radius around each query row's value, in reach, beyond which every
- * kernel weight is exactly 0, and stable's shift of the row's exponents,
- * in kden (the denominators take its place later).
+ * The window and shifts of a block of rows, from each row's nearest
+ * included slot, next to its first slot not below it. Returns false if
+ * some radius is not finite; the caller then visits every slot.
  *
  * Naive: |u| beyond the exp underflow threshold of the precision (14.43
  * in float32, 38.60 in float64) gives exactly 0. Stable: the exponents
- * are shifted by the nearest included row's, so the threshold applies to
- * u^2 - u_near^2. The radii carry a margin for the rounding of u. The
- * shift is the largest exponent of the row, and the nearest included row
- * has it: |u| grows with |zc - zi| and every step rounds monotonically,
- * so its -u^2 / 2 is the largest, bit for bit.
- *
- * Each step is a loop over all rows, so that the long chain of dependent
- * steps of one row overlaps with the next rows' instead of stalling.
+ * are shifted by the nearest included slot's, the row's largest (|u|
+ * grows with |zs - zi| and every step rounds monotonically, so its
+ * -u^2 / 2 is the largest, bit for bit), and the threshold then applies
+ * to u^2 - u_near^2. The radii carry a margin for the rounding of u.
  */
-INLINE void SFX(radii)(struct NET *net, const T *z, int m, const int *pos)
+INLINE bool SFX(window)(const struct NET *net, const T *zs,
+			struct SFX(block) *b)
 {
 	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
 	const T r2 = sizeof(T) == sizeof(float) ? (T)(14.6 * 14.6)
@@ -782,266 +756,253 @@ INLINE void SFX(radii)(struct NET *net, const T *z, int m, const int *pos)
 	/* Stable: u^2 - u_near^2 beyond twice the underflow exponent (103.97
 	 * in float32, 745.13 in float64) gives exactly 0. */
 	const T gap = sizeof(T) == sizeof(float) ? (T)212 : (T)1500;
-	int cp = net->cp, e = net->e;
-	size_t rows = (size_t)m * e;
-	T h = fabs(*net->h), *reach = net->reach, *top = net->kden;
+	int c = net->c;
+	T h = *net->h, below = INFINITY, above = -INFINITY;
+	T near[LANES], reach[LANES];
 
 	if (net->kernel == KAF_KERNEL_NAIVE) {
-		for (size_t ik = 0; ik < rows; ik++) {
-			top[ik] = 0;
-			reach[ik] = sqrt(r2) * h * (1 + 64 * eps);
+		for (int q = 0; q < LANES; q++) {
+			b->top[q] = 0;
+			reach[q] = sqrt(r2) * h * (1 + 64 * eps);
 		}
-		return;
-	}
-	for (int i = 0; i < m; i++)
-		for (int k = 0; k < e; k++)
-			reach[(size_t)i * e + k] = SFX(nearest)(
-				net->zc + (size_t)k * cp, net->c,
-				z[(size_t)k * m + i], SFX(skip)(net, pos, i, k));
-	for (size_t ik = 0; ik < rows; ik++) {
-		T near = reach[ik] / h;
+	} else {
+		for (int q = 0; q < LANES; q++) {
+			int p = b->at[q], skip = b->skip[q];
+			int lo = p - 1 == skip ? p - 2 : p - 1;
+			int hi = p == skip ? p + 1 : p;
+			T zi = b->zi[q];
 
-		top[ik] = -(near * near) / 2;
-		reach[ik] = sqrt(near * near * (1 + 64 * eps) + gap) * h *
-			    (1 + 64 * eps);
-	}
-}
-
-/*
- * The window [lo, hi) of every query row, in win: the blocks of 8 slots
- * within reach of its value. Rows inside a window may still get weight 0.
- * A row of an unsorted column, or with a non-finite value or radius,
- * visits every slot and finds its largest exponent itself. Kept apart
- * from the loops over the windows, whose lengths are then in memory,
- * known early, instead of at the end of a long chain of dependent steps.
- */
-INLINE void SFX(windows)(struct NET *net, const T *z, int m,
-			 const int *pos)
-{
-	int cp = net->cp, e = net->e;
-	bool stable = net->kernel == KAF_KERNEL_STABLE;
-	T h = fabs(*net->h);
-
-	SFX(radii)(net, z, m, pos);
-	for (int i = 0; i < m; i++) {
-		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k;
-			T zi = z[(size_t)k * m + i], reach = net->reach[ik];
-			int *lo = net->win + 2 * ik, *hi = lo + 1;
-
-			if (net->sorted[k] && isfinite(zi) && isfinite(reach) &&
-			    h > 0) {
-				SFX(ends)(net, k, zi, reach, lo, hi);
-			} else {
-				*lo = 0;
-				*hi = cp;
-				if (stable)
-					net->kden[ik] = SFX(top_exponent)(net,
-						net->zc + (size_t)k * cp, zi,
-						SFX(skip)(net, pos, i, k), 0,
-						cp);
-			}
-			/*
-			 * An empty window keeps one block, so that a row whose
-			 * weights all underflow divides 0 by 0 at run time,
-			 * never in a path the compiler folded to a constant.
-			 */
-			if (*lo == *hi && *hi < cp)
-				*hi += 8;
-			else if (*lo == *hi)
-				*lo -= 8;
+			near[q] = INFINITY;
+			if (lo >= 0)
+				near[q] = fabs(zs[lo] - zi);
+			if (hi < c && fabs(zs[hi] - zi) < near[q])
+				near[q] = fabs(zs[hi] - zi);
 		}
-	}
-}
-
-/*
- * Every row's scaled distances u and exponents t - top (naive: top is 0,
- * and t - 0 is t, bit for bit) into ku and kexp, each row's window after
- * the previous row's. Returns the number of values.
- */
-INLINE size_t SFX(exponents)(struct NET *net, const T *z, int m,
-			     const int *pos)
-{
-	int cp = net->cp, e = net->e;
-	T h = *net->h;
-	size_t used = 0;
-
-	for (int i = 0; i < m; i++) {
-		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
-			const T *zck = net->zc + (size_t)k * cp;
-			T zi = z[ki], top = net->kden[ik];
-			T *u = net->ku + used, *t = net->kexp + used;
-			int skip = SFX(skip)(net, pos, i, k);
-			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
-
-			for (int j = lo; j < hi; j += 8)
 #pragma omp simd
-				for (int q = 0; q < 8; q++) {
-					u[j - lo + q] = (zck[j + q] - zi) / h;
-					t[j - lo + q] = SFX(exponent)(
-						u[j - lo + q], j + q, skip,
-						net->c) - top;
-				}
-			used += (size_t)(hi - lo);
+		for (int q = 0; q < LANES; q++) {
+			T u = near[q] / h;
+
+			b->top[q] = -(u * u) / 2;
+			reach[q] = sqrt(u * u * (1 + 64 * eps) + gap) * h *
+				   (1 + 64 * eps);
 		}
 	}
-	return used;
-}
-
-/* y_hat and the denominators from the exp values in kexp. */
-INLINE void SFX(outputs)(struct NET *net, T *yhat, int m)
-{
-	int cp = net->cp, e = net->e;
-	bool naive = net->kernel == KAF_KERNEL_NAIVE;
-	const T *ex = net->kexp;
-
-	net->zero_den = 0;
-	for (int i = 0; i < m; i++) {
-		for (int k = 0; k < e; k++) {
-			size_t ik = (size_t)i * e + k, ki = (size_t)k * m + i;
-			int lo = net->win[2 * ik];
-			int count = net->win[2 * ik + 1] - lo;
-			const T *yck = net->yc + (size_t)k * cp + lo;
-			T num, den;
-
-			if (naive)
-				num = SFX(row_sums)(ex, yck, count, true, &den);
-			else
-				num = SFX(row_sums)(ex, yck, count, false,
-						    &den);
-			ex += count;
-			net->kden[ik] = den;
-			net->zero_den += den == 0;
-			yhat[ki] = num / den;
-		}
+	for (int q = 0; q < LANES; q++) {
+		if (!isfinite(reach[q]))
+			return false;
+		below = b->zi[q] - reach[q] < below ? b->zi[q] - reach[q]
+						    : below;
+		above = b->zi[q] + reach[q] > above ? b->zi[q] + reach[q]
+						    : above;
 	}
-}
-
-/*
- * y_hat for m query rows with pre-activations z (m, e). pos maps a query
- * row to its calc position (leave-one-out) or is NULL for rows outside
- * the training set. Keeps windows, denominators, exp values and scaled
- * distances for the backward pass, and counts rows whose denominator is
- * exactly zero.
- *
- * In passes: the windows, the exponents of all rows, all their exps in
- * one long loop (where SIMD pays best and nothing is set up per row), and
- * the sums of each row.
- */
-KAF_HOT
-static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
-			     const int *pos)
-{
-	T *kexp = net->kexp;
-	size_t used;
-
-	SFX(windows)(net, z, m, pos);
-	used = SFX(exponents)(net, z, m, pos);
-#pragma omp simd
-	for (size_t j = 0; j < used; j++)
-		kexp[j] = VEXP(kexp[j]);
-	SFX(outputs)(net, yhat, m);
-}
-
-/*
- * The derivatives of one output y_hat_ik with upstream gradient g, over
- * slots [lo, hi) with exp values ex[0..hi - lo) and scaled distances
- * ku[0..hi - lo) from the forward pass: adds dL/dz_j of every
- * calc slot j (through u_j) to gzck, and returns dL/dz_i in *gzi and
- * dL/dh in *gh, each summed in the eight lanes. The excluded slot has
- * exp 0 and u 0, so its terms are exactly zero, and so are those of slots
- * outside the window.
- *
- * Naive follows the chain a framework's autograd builds from the formula
- * as written, division by division, so that a tiny denominator overflows
- * the gradient exactly where it would there. Once g / den or the
- * denominator's gradient is infinite, that chain multiplies infinity by a
- * zero weight somewhere and the row's gradient is NaN; the function says
- * so by returning false. Stable takes the same derivative through the
- * normalized weights. naive is a constant where this is inlined.
- */
-INLINE bool SFX(kaf_row_grad)(const struct NET *net, bool naive,
-			      const T *ex, const T *ku, const T *yck,
-			      T *gzck, T yh, T den, T g, int lo, int hi,
-			      T *gzi, T *gh)
-{
-	const T norm = (T)2.5066282746310002;
-	T h = *net->h, gnum = g / den, gden = -g * (yh / den);
-	T sd[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	T sh[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-
-	if (naive && (!isfinite(gnum) || !isfinite(gden)))
-		return false;
-	for (int j = lo; j < hi; j += 8)
-#pragma omp simd
-		for (int q = 0; q < 8; q++) {
-			int s = j + q;
-			T u = ku[s - lo], x = ex[s - lo], gu, gd;
-
-			if (naive) {
-				T gt = ((gnum * yck[s] + gden) / norm) * x;
-
-				gu = (-(gt / 2)) * (2 * u);
-			} else {
-				gu = -(g * (yck[s] - yh) * (x / den) * u);
-			}
-			gd = gu / h;
-			gzck[s] += gd;
-			sd[q] += gd;
-			sh[q] += -gu * (u / h);
-		}
-	*gzi = -SFX(fold)(sd);
-	*gh = SFX(fold)(sh);
+	b->lo = SFX(bound)(zs, c, below, false);
+	b->hi = SFX(bound)(zs, c, above, true);
 	return true;
 }
 
-/* gz (n, e) and dL/dh from dL/dy_hat held in gz on entry. */
-KAF_HOT
-static void SFX(kaf_backward)(struct NET *net)
+/*
+ * The forward sums of one block over its window, for output column zs,
+ * ys: y_hat in yh and the denominators in den, per lane. With keep, each
+ * slot's exp values and scaled distances are kept in ex and uu, LANES per
+ * slot, for the backward. naive and keep are constants where this is
+ * inlined.
+ */
+INLINE void SFX(block_sums)(const struct NET *net, const T *zs, const T *ys,
+			    const struct SFX(block) *b, bool naive, bool keep,
+			    T *ex, T *uu, T *yh, T *den)
 {
-	int c = net->c, cp = net->cp, e = net->e;
-	bool naive = net->kernel == KAF_KERNEL_NAIVE;
-	size_t used = 0, ik = 0;
-	T gh = 0;
+	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
+	T h = *net->h;
+	T d[LANES] = {0};
+	T s[LANES] = {0};
 
-	memset(net->gzc, 0, sizeof(T) * (size_t)(e * cp));
-	for (int i = 0; i < net->n; i++) {
-		for (int k = 0; k < e; k++, ik++) {
-			size_t ki = (size_t)k * net->n + i;
-			int lo = net->win[2 * ik], hi = net->win[2 * ik + 1];
-			const T *ex = net->kexp + used, *ku = net->ku + used;
-			const T *yck = net->yc + (size_t)k * cp;
-			T *gzck = net->gzc + (size_t)k * cp, row_gh;
-			bool ok;
+	for (int j = b->lo; j < b->hi; j++) {
+		T zj = zs[j], yj = ys[j];
+		size_t at = (size_t)(j - b->lo) * LANES;
 
-			used += (size_t)(hi - lo);
-			if (naive)
-				ok = SFX(kaf_row_grad)(net, true, ex, ku, yck,
-						       gzck, net->yhat[ki],
-						       net->kden[ik],
-						       net->gz[ki], lo, hi,
-						       &net->gz[ki], &row_gh);
-			else
-				ok = SFX(kaf_row_grad)(net, false, ex, ku, yck,
-						       gzck, net->yhat[ki],
-						       net->kden[ik],
-						       net->gz[ki], lo, hi,
-						       &net->gz[ki], &row_gh);
-			if (!ok) {
-				gh = NAN;
-				net->gz[ki] = NAN;
-				continue;
+#pragma omp simd
+		for (int q = 0; q < LANES; q++) {
+			T u = (zj - b->zi[q]) / h;
+			T t = j != b->skip[q] ? -(u * u) / 2 - b->top[q]
+					      : -INFINITY;
+			T x = VEXP(t);
+			T w = naive ? x / norm : x;
+
+			if (keep) {
+				ex[at + q] = x;
+				uu[at + q] = u;
 			}
-			gh += row_gh;
+			d[q] += w;
+			s[q] += w * yj;
 		}
 	}
-	for (int k = 0; k < e; k++)
-		for (int s = 0; s < c; s++)
-			net->gz[(size_t)k * net->n +
-				net->calc[net->ord[k * c + s]]] +=
-				net->gzc[k * cp + s];
-	net->grad[net->np - 1] = gh;
+#pragma omp simd
+	for (int q = 0; q < LANES; q++) {
+		yh[q] = s[q] / d[q];
+		den[q] = d[q];
+	}
+}
+
+/*
+ * The backward of one block with upstream gradients g: adds h dL/dz_j of
+ * every slot j (through u_j) to its lanes in gzc8 and dL/dh to the lanes
+ * of gh, and sets gzi to dL/dz_i of each row. Each sum over slots is
+ * taken before its one division by h. The excluded slot has exp 0 and
+ * u 0, so its terms are exactly zero, and so are those of slots outside
+ * the window.
+ *
+ * Naive follows the chain a framework's autograd builds from the formula
+ * as written, so that a tiny denominator overflows the gradient exactly
+ * where it would there: g / den and the denominator's gradient. Once
+ * either is infinite, that chain multiplies infinity by a zero weight
+ * somewhere and the row's gradient is NaN; such a row's gzi is NaN, and
+ * so is gh. Stable takes the same derivative through the normalized
+ * weights. naive is a constant where this is inlined.
+ */
+INLINE void SFX(block_grad)(const struct NET *net, const T *ys,
+			    const struct SFX(block) *b, bool naive,
+			    const T *ex, const T *uu, const T *yh,
+			    const T *den, const T *g, T *gzc8, T *gh,
+			    T *gzi)
+{
+	const T norm = (T)2.5066282746310002;  /* sqrt(2 pi) */
+	T h = *net->h, a[LANES], c[LANES];
+	T su[LANES] = {0};
+	T shu[LANES] = {0};
+	bool bad[LANES], any = false;
+
+	/*
+	 * Per lane, the factors of a slot's dL/du: naive, u's gradient is
+	 * -(a y_j + c) x u with a and c the weight gradients' two parts over
+	 * sqrt(2 pi); stable, -a (y_j - y_hat) x u with a = g / den.
+	 */
+	for (int q = 0; q < LANES; q++) {
+		T gnum = g[q] / den[q], gden = -g[q] * (yh[q] / den[q]);
+
+		bad[q] = naive && (!isfinite(gnum) || !isfinite(gden));
+		any = any || (bad[q] && q < b->rows);
+		a[q] = naive ? gnum / norm : gnum;
+		c[q] = naive ? gden / norm : yh[q];
+	}
+	for (int j = b->lo; j < b->hi; j++) {
+		T yj = ys[j], *acc = gzc8 + (size_t)j * LANES;
+		size_t at = (size_t)(j - b->lo) * LANES;
+
+#pragma omp simd
+		for (int q = 0; q < LANES; q++) {
+			T u = uu[at + q], x = ex[at + q];
+			T gu = naive ? -((a[q] * yj + c[q]) * x * u)
+				     : -(a[q] * (yj - c[q]) * x * u);
+
+			acc[q] += gu;
+			su[q] += gu;
+			shu[q] += gu * u;
+		}
+	}
+	for (int q = 0; q < LANES; q++) {
+		gzi[q] = bad[q] ? NAN : -(su[q] / h);
+		gh[q] = any ? NAN : gh[q] - shu[q] / h;
+	}
+}
+
+/*
+ * y_hat (e, m) for m query rows with pre-activations z (e, m), from the
+ * sorted calc columns. pos maps a query row to its calc position
+ * (leave-one-out) or is NULL for rows outside the training set.
+ * With train, also the K-AF part of the backward for loss gradients
+ * scale * (y_hat - y): gz (e, n) gets dL/dz and *gh_out dL/dh.
+ * Counts rows whose denominator is exactly zero.
+ */
+INLINE void SFX(kaf_pass)(struct NET *net, const T *z, T *yhat, int m,
+			  const int *pos, bool naive, bool train)
+{
+	int c = net->c, e = net->e;
+	T scale = (T)2 / (T)(m * e), gh[LANES] = {0};
+
+	net->zero_den = 0;
+	for (int k = 0; k < e; k++) {
+		const T *zs = net->zc + (size_t)k * c;
+		const T *ys = net->yc + (size_t)k * c;
+		const T *zk = z + (size_t)k * m;
+		int *qo = net->qo;
+		bool windows = net->sorted[k] && *net->h > 0 &&
+			       isfinite(*net->h) &&
+			       SFX(group_rows)(zs, c, zk, m, qo, net->slot,
+					       net->count);
+
+		if (!windows)
+			for (int p = 0; p < m; p++)
+				qo[p] = p;
+		if (train)
+			memset(net->gzc8, 0, sizeof(T) * (size_t)c * LANES);
+		for (int p0 = 0; p0 < m; p0 += LANES) {
+			struct SFX(block) b;
+			T yh[LANES], den[LANES], g[LANES], gzi[LANES];
+
+			b.rows = m - p0 < LANES ? m - p0 : LANES;
+			for (int q = 0; q < LANES; q++) {
+				int row = qo[p0 + (q < b.rows ? q : b.rows - 1)];
+
+				b.row[q] = row;
+				b.zi[q] = zk[row];
+				b.skip[q] = SFX(skip)(net, pos, row, k);
+				b.at[q] = windows ? net->slot[row] : 0;
+			}
+			if (!windows || !SFX(window)(net, zs, &b)) {
+				b.lo = 0;
+				b.hi = c;
+				if (naive)
+					for (int q = 0; q < LANES; q++)
+						b.top[q] = 0;
+				else
+					SFX(scan_top)(net, zs, &b);
+			}
+			SFX(block_sums)(net, zs, ys, &b, naive, train,
+					net->bex, net->bu, yh, den);
+			for (int q = 0; q < b.rows; q++) {
+				size_t ki = (size_t)k * m + b.row[q];
+
+				yhat[ki] = yh[q];
+				net->zero_den += den[q] == 0;
+				if (train)
+					g[q] = scale * (yh[q] - net->y[ki]);
+			}
+			if (!train)
+				continue;
+			for (int q = b.rows; q < LANES; q++)
+				g[q] = 0;
+			SFX(block_grad)(net, ys, &b, naive, net->bex, net->bu,
+					yh, den, g, net->gzc8, gh, gzi);
+			for (int q = 0; q < b.rows; q++)
+				net->gz[(size_t)k * m + b.row[q]] = gzi[q];
+		}
+		if (train)
+			for (int s = 0; s < c; s++)
+				net->gz[(size_t)k * m +
+					net->calc[net->ord[k * c + s]]] +=
+					SFX(fold16)(net->gzc8 + (size_t)s * LANES) /
+					*net->h;
+	}
+	if (train)
+		net->kgh = SFX(fold16)(gh);
+}
+
+/* kaf_pass with its constants fixed, one version per kernel. */
+KAF_HOT
+static void SFX(kaf_forward)(struct NET *net, const T *z, T *yhat, int m,
+			     const int *pos, bool train)
+{
+	if (net->kernel == KAF_KERNEL_NAIVE) {
+		if (train)
+			SFX(kaf_pass)(net, z, yhat, m, pos, true, true);
+		else
+			SFX(kaf_pass)(net, z, yhat, m, pos, true, false);
+	} else {
+		if (train)
+			SFX(kaf_pass)(net, z, yhat, m, pos, false, true);
+		else
+			SFX(kaf_pass)(net, z, yhat, m, pos, false, false);
+	}
 }
 
 /* ---- loss, penalty, optimizer ---- */
@@ -1150,7 +1111,7 @@ static T SFX(train_forward)(struct NET *net, T *mse)
 	SFX(dense_forward)(net, net->x, n);
 	if (net->act == KAF_ACT_KAF) {
 		SFX(gather_calc)(net, net->z, n, net->calc);
-		SFX(kaf_forward)(net, net->z, net->yhat, n, net->pos);
+		SFX(kaf_forward)(net, net->z, net->yhat, n, net->pos, true);
 	} else {
 		SFX(act_forward)(net->act, net->z, net->yhat, n * e);
 	}
@@ -1158,18 +1119,22 @@ static T SFX(train_forward)(struct NET *net, T *mse)
 	return *mse + SFX(penalty)(net);
 }
 
-/* Backward after train_forward: fills grad (P). */
+/*
+ * Backward after train_forward: fills grad (P). K-AF's part of it, gz and
+ * dL/dh, came with the forward pass.
+ */
 static void SFX(train_backward)(struct NET *net)
 {
 	int count = net->n * net->e;
 	T scale = (T)2 / (T)count;
 
-	for (int i = 0; i < count; i++)
-		net->gz[i] = scale * (net->yhat[i] - net->y[i]);
-	if (net->act == KAF_ACT_KAF)
-		SFX(kaf_backward)(net);
-	else
+	if (net->act == KAF_ACT_KAF) {
+		net->grad[net->np - 1] = net->kgh;
+	} else {
+		for (int i = 0; i < count; i++)
+			net->gz[i] = scale * (net->yhat[i] - net->y[i]);
 		SFX(act_backward)(net->act, net->z, net->gz, net->gz, count);
+	}
 	SFX(dense_backward)(net);
 	SFX(penalty_grad)(net);
 }
@@ -1214,7 +1179,7 @@ static struct SFX(eval) SFX(evaluate)(struct NET *net)
 	}
 	SFX(dense_forward)(net, net->xv, nv);
 	if (net->act == KAF_ACT_KAF)
-		SFX(kaf_forward)(net, net->z, net->yhat, nv, NULL);
+		SFX(kaf_forward)(net, net->z, net->yhat, nv, NULL, false);
 	else
 		SFX(act_forward)(net->act, net->z, net->yhat, nv * e);
 	for (int i = 0; i < nv; i++) {
@@ -1284,8 +1249,8 @@ static int SFX(link_alloc)(struct SFX(link_buf) *lb, const struct NET *net,
 /* y_hat at query z from the calc column k, in the stable form. */
 static double SFX(link_at)(const struct NET *net, int k, double zq)
 {
-	const T *zs = net->zc + (size_t)k * net->cp;
-	const T *ys = net->yc + (size_t)k * net->cp;
+	const T *zs = net->zc + (size_t)k * net->c;
+	const T *ys = net->yc + (size_t)k * net->c;
 	double h = *net->h, top = -INFINITY, num = 0, den = 0;
 
 	for (int j = 0; j < net->c; j++) {
@@ -1329,9 +1294,9 @@ static void SFX(link_take)(const struct NET *net, struct SFX(link_buf) *lb,
 		}
 		for (int j = 0; j < net->c; j++) {
 			cz[(size_t)k * net->c + j] =
-				net->zc[(size_t)k * net->cp + j];
+				net->zc[(size_t)k * net->c + j];
 			cy[(size_t)k * net->c + j] =
-				net->yc[(size_t)k * net->cp + j];
+				net->yc[(size_t)k * net->c + j];
 		}
 	}
 	lb->taken = true;

@@ -14,8 +14,9 @@
  *
  * Method: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2),
  * exp(r) by its Taylor polynomial, then 2^k applied by multiplications by
- * normal powers of two, the first exact, so that only the last rounds;
- * float32 results below 2^-126 are built from integers instead.
+ * normal powers of two, the first exact, so that only the last rounds.
+ * The general float32 version builds results below 2^-126 from integers;
+ * the _neg version gets the same value from one more multiplication.
  *
  * The _neg versions are for x <= 0 (or NaN), the kernel weights' case:
  * the same value, bit for bit, in fewer steps, with no overflow to
@@ -55,10 +56,17 @@ static inline float kaf_vexp_reduce_f32(float xc, int *k)
 	float kf = (xc * 0x1.715476p+0f + 0x1.8p23f) - 0x1.8p23f;
 	float r = (xc - kf * 0x1.62e400p-1f) - kf * 0x1.7f7d1cp-20f;
 
+	/*
+	 * The terms from r^3 on in two halves side by side (their rounding
+	 * hardly reaches the result), the first three in Horner's order:
+	 * a shorter chain of dependent steps.
+	 */
+	float r2 = r * r;
+	float lo = 1.0f / 6 + r * (1.0f / 24);
+	float hi = (1.0f / 120 + r * (1.0f / 720)) + r2 * (1.0f / 5040);
+
 	*k = (int)kf;
-	return 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 +
-	       r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-	       r * (1.0f / 5040)))))));
+	return 1.0f + r * (1.0f + r * (0.5f + r * (lo + r2 * hi)));
 }
 
 /*
@@ -108,10 +116,13 @@ static inline float kaf_vexp_neg_f32(float x)
 	float xc = x > -104.0f ? x : -104.0f;
 	int k;
 	float p = kaf_vexp_reduce_f32(xc, &k);
-	float y = p * kaf_pow2i_f32(k);
 
-	y = k < -126 ? kaf_vexp_tiny_f32(p, k) : y;
-	return x != x ? x : y;
+	/*
+	 * 2^(k+32) is normal for every k here (-150..0), so p 2^(k+32) is
+	 * exact and the scaling by 2^-32 is the one rounding, into the
+	 * subnormal range too: the same value as the integer route above.
+	 */
+	return x != x ? x : (p * kaf_pow2i_f32(k + 32)) * 0x1p-32f;
 }
 
 /* exp(r) for xc = k ln2 + r in [-746, 710], and k in *k; not NaN. */

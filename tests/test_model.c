@@ -346,6 +346,176 @@ static void test_kaf_stable_f64_keeps_tiny_weights(void **st)
 	check_close(yhat[0], num / den, 1e-10, 0, "yhat naive", 0);
 }
 
+/* ---- many rows: windows and blocks of query rows ---- */
+
+enum { WN = 150, WD = 2, WL = 3, WE = 2, WC = 40 };
+
+/*
+ * Rows spread over a z range many bandwidths wide, so that each query
+ * row's window of calc slots is a small part of them, and the rows fill
+ * many blocks, the last one partial.
+ */
+struct wide {
+	double x[WN * WD], y[WN * WE], w1[WL * WD], w2[WE * WL];
+	int calc[WC];
+	struct kaf_probe p;
+};
+
+static void wide_init(struct wide *w, double h, enum kaf_kernel kernel,
+		      enum kaf_precision prec)
+{
+	struct kaf_rng r;
+
+	kaf_rng_init(&r, 5, 77);
+	for (int i = 0; i < WN * WD; i++)
+		w->x[i] = 4 * kaf_rng_uniform(&r) - 2;
+	for (int i = 0; i < WN * WE; i++)
+		w->y[i] = kaf_rng_uniform(&r);
+	for (int i = 0; i < WL * WD; i++)
+		w->w1[i] = 2 * kaf_rng_uniform(&r) - 1;
+	for (int i = 0; i < WE * WL; i++)
+		w->w2[i] = 2 * kaf_rng_uniform(&r) - 1;
+	/* Every third row from row 7: calc rows and others interleave. */
+	for (int j = 0; j < WC; j++)
+		w->calc[j] = 7 + 3 * j;
+	w->p = (struct kaf_probe){
+		.n = WN, .d = WD, .l = WL, .e = WE, .c = WC, .x = w->x,
+		.y = w->y, .calc = w->calc, .w1 = w->w1, .w2 = w->w2, .h = h,
+		.activation = KAF_ACT_KAF, .kernel = kernel,
+		.reg = KAF_REG_NONE, .precision = prec,
+	};
+}
+
+/* y_hat of row i, output k, over every calc row, in long double. */
+static long double wide_reference(const struct wide *w, int i, int k)
+{
+	long double z[WN], top = -INFINITY, num = 0, den = 0;
+
+	for (int r = 0; r < WN; r++) {
+		long double hid[WL], v = 0;
+
+		for (int u = 0; u < WL; u++) {
+			long double a = 0;
+
+			for (int q = 0; q < WD; q++)
+				a += (long double)w->w1[u * WD + q] *
+				     w->x[r * WD + q];
+			hid[u] = a > 0 ? a : 0;
+		}
+		for (int u = 0; u < WL; u++)
+			v += (long double)w->w2[k * WL + u] * hid[u];
+		z[r] = v;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (int j = 0; j < WC; j++) {
+			int row = w->calc[j];
+			long double u = (z[row] - z[i]) / w->p.h;
+			long double t = -u * u / 2;
+
+			if (row == i)
+				continue;
+			if (pass == 0) {
+				top = t > top ? t : top;
+			} else {
+				num += expl(t - top) * w->y[row * WE + k];
+				den += expl(t - top);
+			}
+		}
+	return num / den;
+}
+
+static void test_kaf_windows_match_every_slot(void **st)
+{
+	struct wide w;
+	double yhat[WN * WE], g1[WL * WD], g2[WE * WL];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+
+	(void)st;
+	for (int prec = 0; prec < KAF_PREC_COUNT; prec++) {
+		/* Windows cover about 2 x 14.6 h in float32 and 2 x 38.8 h
+		 * in float64, against a z range of several units. */
+		double h = prec == KAF_PREC_F32 ? 0.04 : 0.015;
+		double tol = prec == KAF_PREC_F32 ? 2e-4 : 1e-9;
+		int finite = 0;
+
+		wide_init(&w, h, KAF_KERNEL_STABLE, (enum kaf_precision)prec);
+		assert_int_equal(kaf_probe_run(&w.p, &out, &err), 0);
+		assert_int_equal(out.zero_denominators, 0);
+		for (int i = 0; i < WN; i++)
+			for (int k = 0; k < WE; k++)
+				check_close(yhat[i * WE + k],
+					    (double)wide_reference(&w, i, k),
+					    tol, tol, "yhat stable", i);
+		/* Naive agrees wherever its weights did not all underflow,
+		 * and some did: the windows cut where it matters. */
+		w.p.kernel = KAF_KERNEL_NAIVE;
+		assert_int_equal(kaf_probe_run(&w.p, &out, &err), 0);
+		assert_true(out.zero_denominators > 0);
+		for (int i = 0; i < WN * WE; i++) {
+			if (!isfinite(yhat[i]))
+				continue;
+			finite++;
+			check_close(yhat[i],
+				    (double)wide_reference(&w, i / WE, i % WE),
+				    tol, tol, "yhat naive", i);
+		}
+		assert_true(finite > WN * WE / 2);
+	}
+}
+
+static double wide_loss(const struct kaf_probe *p)
+{
+	double yhat[WN * WE], g1[WL * WD], g2[WE * WL];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+
+	assert_int_equal(kaf_probe_run(p, &out, &err), 0);
+	return out.loss;
+}
+
+static double wide_diff(struct kaf_probe *p, double *param, double eps)
+{
+	double keep = *param, up, down;
+
+	*param = keep + eps;
+	up = wide_loss(p);
+	*param = keep - eps;
+	down = wide_loss(p);
+	*param = keep;
+	return (up - down) / (2 * eps);
+}
+
+static void test_grad_kaf_many_rows_match_finite_differences(void **st)
+{
+	struct wide w;
+	double yhat[WN * WE], g1[WL * WD], g2[WE * WL];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+	const double eps = 1e-7, rtol = 1e-5, atol = 1e-8;
+
+	(void)st;
+	for (int kernel = 0; kernel < KAF_KERNEL_COUNT; kernel++) {
+		/* A bandwidth at which no naive row underflows, yet every
+		 * window is a part of the calc rows in float64. */
+		wide_init(&w, 0.06, (enum kaf_kernel)kernel, KAF_PREC_F64);
+		assert_int_equal(kaf_probe_run(&w.p, &out, &err), 0);
+		assert_int_equal(out.zero_denominators, 0);
+		for (int i = 0; i < WL * WD; i++)
+			check_close(g1[i], wide_diff(&w.p, &w.w1[i], eps),
+				    rtol, atol, "grad_w1", i);
+		for (int i = 0; i < WE * WL; i++)
+			check_close(g2[i], wide_diff(&w.p, &w.w2[i], eps),
+				    rtol, atol, "grad_w2", i);
+		assert_int_equal(kaf_probe_run(&w.p, &out, &err), 0);
+		check_close(out.grad_h, wide_diff(&w.p, &w.p.h, eps),
+			    rtol, atol, "grad_h", kernel);
+	}
+}
+
 /* ---- leave-one-out ---- */
 
 static void test_kaf_leave_one_out_excludes_only_the_row(void **st)
@@ -796,6 +966,8 @@ int main(void)
 			test_grad_regularizers_match_finite_differences),
 		cmocka_unit_test(test_kaf_naive_equals_stable_where_finite),
 		cmocka_unit_test(test_kaf_stable_finite_where_naive_underflows),
+		cmocka_unit_test(test_kaf_windows_match_every_slot),
+		cmocka_unit_test(test_grad_kaf_many_rows_match_finite_differences),
 		cmocka_unit_test(test_kaf_naive_keeps_subnormal_weights),
 		cmocka_unit_test(test_kaf_stable_f64_keeps_tiny_weights),
 		cmocka_unit_test(test_kaf_leave_one_out_excludes_only_the_row),

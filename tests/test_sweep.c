@@ -21,8 +21,8 @@
 
 #include "rng.h"
 
-#ifndef KAF_BIN
-#error "KAF_BIN must name the kaf binary"
+#if !defined(KAF_BIN) || !defined(KAF_PORTABLE_BIN)
+#error "KAF_BIN and KAF_PORTABLE_BIN must name the kaf binaries"
 #endif
 
 static char tmpdir[] = "/tmp/kaf_sweep_XXXXXX";
@@ -43,9 +43,11 @@ static const char *tmp_path(const char *name)
 
 /* ---- running kaf ---- */
 
-static pid_t spawn(const char *const *args, const char *err_path)
+/* Start the kaf binary bin with args (NULL-terminated). */
+static pid_t spawn_bin(const char *bin, const char *const *args,
+		       const char *err_path)
 {
-	const char *argv[64] = {KAF_BIN};
+	const char *argv[64] = {bin};
 	int n = 1;
 	pid_t pid;
 
@@ -61,10 +63,15 @@ static pid_t spawn(const char *const *args, const char *err_path)
 
 		dup2(out, STDOUT_FILENO);
 		dup2(err, STDERR_FILENO);
-		execv(KAF_BIN, (char *const *)argv);
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *const *args, const char *err_path)
+{
+	return spawn_bin(KAF_BIN, args, err_path);
 }
 
 static int wait_status(pid_t pid)
@@ -160,16 +167,9 @@ static long query_long(const char *db_path, const char *sql)
 	return v;
 }
 
-/* A hash of every run row of the latest sweep except its wall time. */
-static uint64_t runs_hash(const char *db_path, long *count)
+/* A hash of every row sql gives, each value as text; count the rows. */
+static uint64_t rows_hash(const char *db_path, const char *sql, long *count)
 {
-	static const char sql[] =
-		"SELECT c.cell_index, r.replicate, r.seed, r.diverged, r.cause,"
-		" r.step, r.steps, r.train_loss, r.val_loss, r.accuracy, "
-		"r.val_mae, r.max_grad_norm, r.bandwidth, r.zero_rows "
-		"FROM run AS r JOIN cell AS c USING (cell_id) WHERE "
-		"c.sweep_id = (SELECT max(sweep_id) FROM sweep) "
-		"ORDER BY c.cell_index, r.replicate";
 	sqlite3 *db;
 	sqlite3_stmt *stmt;
 	uint64_t h = 0;
@@ -191,6 +191,19 @@ static uint64_t runs_hash(const char *db_path, long *count)
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	return h;
+}
+
+/* A hash of every run row of the latest sweep except its wall time. */
+static uint64_t runs_hash(const char *db_path, long *count)
+{
+	return rows_hash(db_path,
+			 "SELECT c.cell_index, r.replicate, r.seed, "
+			 "r.diverged, r.cause, r.step, r.steps, r.train_loss, "
+			 "r.val_loss, r.accuracy, r.val_mae, r.max_grad_norm, "
+			 "r.bandwidth, r.zero_rows FROM run AS r JOIN cell AS "
+			 "c USING (cell_id) WHERE c.sweep_id = (SELECT "
+			 "max(sweep_id) FROM sweep) ORDER BY c.cell_index, "
+			 "r.replicate", count);
 }
 
 static uint64_t file_hash(const char *path)
@@ -506,6 +519,51 @@ static void test_sweep_links_are_snapshotted(void **st)
 				    "NULL"), 0);
 }
 
+/*
+ * The engine's hot loops exist once per instruction set; a build without
+ * those versions runs the baseline code alone. Every activation, both
+ * kernels and precisions, with and without standardization, on every
+ * dataset: the same rows and traces, bit for bit.
+ */
+static void test_sweep_instruction_sets_give_the_same_rows(void **st)
+{
+	const char *spec = tmp_path("isa.spec");
+	const char *dbs[2] = {tmp_path("isa_hot.db"), tmp_path("isa_base.db")};
+	const char *bins[2] = {KAF_BIN, KAF_PORTABLE_BIN};
+	const char *trace_sql = "SELECT * FROM trace ORDER BY 1, 2, 3";
+	uint64_t runs[2], traces[2];
+	long n_runs[2], n_traces[2];
+	FILE *fp = fopen(spec, "w");
+
+	(void)st;
+	assert_non_null(fp);
+	fputs("dataset = iris, digits, wine, boston, breast_cancer\n"
+	      "activation = linear, relu, sigmoid, tanh, swish, mish, kaf\n"
+	      "kernel = naive, stable\nprecision = f32, f64\n"
+	      "init = kaiming_uniform\nreg = l2\nopt = sgd, adam\n"
+	      "lr = 0.01\nepochs = 6\ncalc_num = 20\n"
+	      "standardize = 0, 1\n", fp);
+	fclose(fp);
+	for (int v = 0; v < 2; v++) {
+		const char *args[] = {"sweep", "--spec", spec, "--db", dbs[v],
+				      "--trace", "--no-report", "--runs", "2",
+				      "--quiet", NULL};
+
+		assert_int_equal(wait_status(spawn_bin(bins[v], args, NULL)),
+				 0);
+		runs[v] = runs_hash(dbs[v], &n_runs[v]);
+		traces[v] = rows_hash(dbs[v], trace_sql, &n_traces[v]);
+	}
+	/* 5 datasets x (6 activations x 2 precisions + K-AF x 2 kernels x
+	 * 2 precisions) x 2 optimizers x 2 standardizations, 2 runs each. */
+	assert_int_equal(n_runs[0], 5 * 16 * 2 * 2 * 2);
+	assert_int_equal(n_runs[1], n_runs[0]);
+	assert_true(runs[0] == runs[1]);
+	assert_true(n_traces[0] > n_runs[0]);
+	assert_int_equal(n_traces[1], n_traces[0]);
+	assert_true(traces[0] == traces[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_wilson_view_matches_hand_values),
 		cmocka_unit_test(test_sweep_traces_are_stored_and_agree),
 		cmocka_unit_test(test_sweep_links_are_snapshotted),
+		cmocka_unit_test(test_sweep_instruction_sets_give_the_same_rows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
