@@ -112,6 +112,7 @@ struct NET {
 	T *hid;                 /* (l, m) post-ReLU hidden units */
 	T *z;                   /* (e, m) pre-activations */
 	T *yhat;                /* (e, m) outputs */
+	T *sg, *th;             /* (e, n) sigmoid(z), tanh(softplus(z)) */
 	T *gz;                  /* (e, n) loss gradient at z */
 	T *ghid;                /* (l, n) loss gradient at hidden units */
 	T *ycal;                /* (e, c) calc targets by calc position */
@@ -165,6 +166,8 @@ static size_t SFX(layout)(struct NET *net, char *base)
 	CARVE(hid, T, m * l);
 	CARVE(z, T, m * e);
 	CARVE(yhat, T, m * e);
+	CARVE(sg, T, n * e);
+	CARVE(th, T, n * e);
 	CARVE(gz, T, n * e);
 	CARVE(ghid, T, l * n);
 	CARVE(ycal, T, e * c);
@@ -516,11 +519,17 @@ static T SFX(softplus)(T v)
 	return v > 20 ? v : log1p(exp(v));
 }
 
+/*
+ * yhat = phi(z), elementwise. With sg and th, the sigmoid and the
+ * tanh(softplus) that swish and mish go through are kept there for the
+ * backward, which then calls no transcendental function: the values are
+ * the same as computing them again.
+ */
 static void SFX(act_forward)(enum kaf_activation act, const T *z, T *yhat,
-			     int count)
+			     T *sg, T *th, int count)
 {
 	for (int i = 0; i < count; i++) {
-		T v = z[i];
+		T v = z[i], s, t;
 
 		switch (act) {
 		case KAF_ACT_RELU:
@@ -533,10 +542,18 @@ static void SFX(act_forward)(enum kaf_activation act, const T *z, T *yhat,
 			yhat[i] = tanh(v);
 			break;
 		case KAF_ACT_SWISH:
-			yhat[i] = v * SFX(sigmoid)(v);
+			s = SFX(sigmoid)(v);
+			if (sg)
+				sg[i] = s;
+			yhat[i] = v * s;
 			break;
 		case KAF_ACT_MISH:
-			yhat[i] = v * tanh(SFX(softplus)(v));
+			t = tanh(SFX(softplus)(v));
+			if (th) {
+				th[i] = t;
+				sg[i] = SFX(sigmoid)(v);
+			}
+			yhat[i] = v * t;
 			break;
 		default:
 			yhat[i] = v;
@@ -545,8 +562,12 @@ static void SFX(act_forward)(enum kaf_activation act, const T *z, T *yhat,
 	}
 }
 
-/* gz = g * phi'(z), elementwise; g and gz may alias. */
+/*
+ * gz = g * phi'(z), elementwise, after act_forward kept yhat, sg and th;
+ * g and gz may alias.
+ */
 static void SFX(act_backward)(enum kaf_activation act, const T *z,
+			      const T *yhat, const T *sg, const T *th,
 			      const T *g, T *gz, int count)
 {
 	for (int i = 0; i < count; i++) {
@@ -557,20 +578,20 @@ static void SFX(act_backward)(enum kaf_activation act, const T *z,
 			gz[i] = v > 0 ? g[i] : 0;
 			break;
 		case KAF_ACT_SIGMOID:
-			s = SFX(sigmoid)(v);
+			s = yhat[i];
 			gz[i] = g[i] * (s * (1 - s));
 			break;
 		case KAF_ACT_TANH:
-			t = tanh(v);
+			t = yhat[i];
 			gz[i] = g[i] * (1 - t * t);
 			break;
 		case KAF_ACT_SWISH:
-			s = SFX(sigmoid)(v);
+			s = sg[i];
 			gz[i] = g[i] * (s + v * s * (1 - s));
 			break;
 		case KAF_ACT_MISH:
-			t = tanh(SFX(softplus)(v));
-			s = SFX(sigmoid)(v);
+			t = th[i];
+			s = sg[i];
 			gz[i] = g[i] * (t + v * (1 - t * t) * s);
 			break;
 		default:
@@ -1113,7 +1134,8 @@ static T SFX(train_forward)(struct NET *net, T *mse)
 		SFX(gather_calc)(net, net->z, n, net->calc);
 		SFX(kaf_forward)(net, net->z, net->yhat, n, net->pos, true);
 	} else {
-		SFX(act_forward)(net->act, net->z, net->yhat, n * e);
+		SFX(act_forward)(net->act, net->z, net->yhat, net->sg,
+				 net->th, n * e);
 	}
 	*mse = SFX(mse)(net->yhat, net->y, n * e);
 	return *mse + SFX(penalty)(net);
@@ -1133,7 +1155,8 @@ static void SFX(train_backward)(struct NET *net)
 	} else {
 		for (int i = 0; i < count; i++)
 			net->gz[i] = scale * (net->yhat[i] - net->y[i]);
-		SFX(act_backward)(net->act, net->z, net->gz, net->gz, count);
+		SFX(act_backward)(net->act, net->z, net->yhat, net->sg,
+				  net->th, net->gz, net->gz, count);
 	}
 	SFX(dense_backward)(net);
 	SFX(penalty_grad)(net);
@@ -1181,7 +1204,8 @@ static struct SFX(eval) SFX(evaluate)(struct NET *net)
 	if (net->act == KAF_ACT_KAF)
 		SFX(kaf_forward)(net, net->z, net->yhat, nv, NULL, false);
 	else
-		SFX(act_forward)(net->act, net->z, net->yhat, nv * e);
+		SFX(act_forward)(net->act, net->z, net->yhat, NULL, NULL,
+				 nv * e);
 	for (int i = 0; i < nv; i++) {
 		const T *yh = net->yhat + i, *yt = net->yv + i;
 

@@ -42,9 +42,18 @@ struct slot {
 
 struct batch {
 	struct slot *slots;
-	int count;              /* runs to train in this batch */
-	long items;             /* items of the grid it covered */
+	int count;
 };
+
+static void batch_free(struct batch *b)
+{
+	for (int i = 0; b->slots && i < b->count; i++) {
+		free(b->slots[i].epochs);
+		free(b->slots[i].links);
+	}
+	free(b->slots);
+	memset(b, 0, sizeof(*b));
+}
 
 /* What the hooks of one run collect. */
 struct run_log {
@@ -155,49 +164,6 @@ static void train_slot(struct slot *s, const struct kaf_grid *g,
 	s->ok = true;
 }
 
-/*
- * Runs of items [w0, w0 + n) that the database does not hold yet; an item
- * whose replicate is beyond its cell's runs is no run at all.
- */
-static int plan_batch(struct kaf_store *st, const struct kaf_cell *cells,
-		      long n_cells, long w0, long n, struct batch *b,
-		      long *skipped, struct kaf_error *err)
-{
-	long r0 = w0 / n_cells, r1 = (w0 + n - 1) / n_cells;
-	bool *done = calloc((size_t)((r1 - r0 + 1) * n_cells), sizeof(bool));
-	int rc;
-
-	b->slots = calloc((size_t)n, sizeof(*b->slots));
-	b->count = 0;
-	b->items = n;
-	if (!done || !b->slots) {
-		free(done);
-		return kaf_error_set(err, KAF_ENOMEM, "out of memory for a "
-				     "batch of %ld runs", n);
-	}
-	rc = kaf_store_done(st, r0, r1, n_cells, done, err);
-	for (long w = w0; rc == KAF_OK && w < w0 + n; w++) {
-		if (w / n_cells >= cells[w % n_cells].runs)
-			continue;
-		if (done[w - r0 * n_cells])
-			(*skipped)++;
-		else
-			b->slots[b->count++].item = w;
-	}
-	free(done);
-	return rc;
-}
-
-static void batch_free(struct batch *b)
-{
-	for (int i = 0; b->slots && i < b->count; i++) {
-		free(b->slots[i].epochs);
-		free(b->slots[i].links);
-	}
-	free(b->slots);
-	memset(b, 0, sizeof(*b));
-}
-
 /* Store the finished runs of a batch in one transaction. */
 static int store_batch(struct kaf_store *st, const struct batch *b,
 		       struct kaf_runner_stats *stats, struct kaf_error *err)
@@ -273,32 +239,177 @@ static void show_progress(const struct kaf_runner_stats *s, double t0,
 	fflush(stderr);
 }
 
-static long next_batch_size(long last, long trained, double seconds,
-			    const struct kaf_runner_opts *o)
+/*
+ * A rough count of the arithmetic of one run of cell c, only to order
+ * the cells: epochs times rows times the multiply-adds per row, with
+ * K-AF's kernel sums and the fixed activations' exponentials weighed in.
+ */
+static double run_cost(const struct kaf_cell *c, const struct kaf_dataset *ds)
 {
-	long cap = o->max_batch > 0 ? o->max_batch : 16384;
-	long floor = 2L * o->threads;
-	long n = last * 2;
+	const struct kaf_config *cfg = &c->cfg;
+	double per_row = (double)cfg->hidden * (ds->d + ds->e);
 
-	/* Aim at a quarter second of training per batch. */
-	if (trained > 0 && seconds > 0)
-		n = (long)(trained / seconds * 0.25);
-	if (n > last * 4)
-		n = last * 4;
-	return n < floor ? floor : n > cap ? cap : n;
+	if (cfg->activation == KAF_ACT_KAF)
+		per_row += 8.0 * ds->e * cfg->calc_num;
+	else if (cfg->activation != KAF_ACT_LINEAR &&
+		 cfg->activation != KAF_ACT_RELU)
+		per_row += 40.0 * ds->e;
+	return (double)cfg->epochs * ds->n * per_row;
 }
 
-static int make_cells(const struct kaf_grid *g, struct kaf_cell **out,
+static int make_cells(const struct kaf_grid *g,
+		      const struct kaf_dataset *const *datasets,
+		      struct kaf_cell **out, long **order,
 		      struct kaf_error *err)
 {
 	long n = kaf_grid_cells(g);
+	double *cost = malloc(sizeof(*cost) * (size_t)n);
 
 	*out = malloc(sizeof(**out) * (size_t)n);
-	if (!*out)
+	*order = malloc(sizeof(**order) * (size_t)n);
+	if (!*out || !*order || !cost) {
+		free(cost);
 		return kaf_error_set(err, KAF_ENOMEM, "out of memory");
-	for (long i = 0; i < n; i++)
+	}
+	for (long i = 0; i < n; i++) {
 		kaf_grid_cell(g, i, &(*out)[i]);
+		cost[i] = run_cost(&(*out)[i], datasets[i]);
+	}
+	/* The costliest first, ties in grid order: an insertion sort, as
+	 * grids have thousands of cells at most. */
+	for (long i = 0; i < n; i++) {
+		long j = i;
+
+		for (; j > 0 && cost[(*order)[j - 1]] < cost[i]; j--)
+			(*order)[j] = (*order)[j - 1];
+		(*order)[j] = i;
+	}
+	free(cost);
 	return KAF_OK;
+}
+
+/* What the threads of one sweep share. */
+struct shared {
+	omp_lock_t lock;        /* guards the fields below */
+	omp_lock_t writer;      /* held while a batch is being stored */
+	long next;              /* next position to claim */
+	struct batch waiting;   /* finished runs not stored yet */
+	int cap;                /* room in waiting.slots */
+	double oldest;          /* when the first of them finished */
+	long target;            /* runs that make a commit due */
+	long finished;          /* runs handed over so far */
+	bool failed;            /* a store or memory failure: stop */
+	int rc;
+	struct kaf_error err;
+};
+
+static void fail(struct shared *sh, int rc, const struct kaf_error *err)
+{
+	omp_set_lock(&sh->lock);
+	if (!sh->failed) {
+		sh->failed = true;
+		sh->rc = rc;
+		sh->err = *err;
+	}
+	omp_unset_lock(&sh->lock);
+}
+
+/*
+ * The runs to gather for the next commit: a quarter second's worth at
+ * the rate so far, growing at most fourfold per commit from a small
+ * start, so that a short sweep commits early and often too; within
+ * [2 threads, cap].
+ */
+static void next_target(struct shared *sh, double t0,
+			const struct kaf_runner_opts *o)
+{
+	long cap = o->max_batch > 0 ? o->max_batch : 16384;
+	long floor = 2L * o->threads, n;
+	double el = now() - t0;
+
+	omp_set_lock(&sh->lock);
+	n = el > 0 ? (long)(sh->finished / el * 0.25) : floor;
+	if (n > 4 * sh->target)
+		n = 4 * sh->target;
+	sh->target = n < floor ? floor : n > cap ? cap : n;
+	omp_unset_lock(&sh->lock);
+}
+
+/*
+ * Store what is waiting, as one transaction; the caller holds the writer
+ * lock. Slots that were trained but could not be stored are freed: their
+ * runs stay missing and a rerun trains them again.
+ */
+static void store_waiting(struct shared *sh, struct kaf_store *st,
+			  struct kaf_runner_stats *stats, double t0,
+			  const struct kaf_runner_opts *o)
+{
+	struct batch mine;
+	struct kaf_error err;
+	int rc = KAF_OK;
+
+	omp_set_lock(&sh->lock);
+	mine = sh->waiting;
+	memset(&sh->waiting, 0, sizeof(sh->waiting));
+	sh->cap = 0;
+	omp_unset_lock(&sh->lock);
+	if (mine.count > 0)
+		rc = store_batch(st, &mine, stats, &err);
+	next_target(sh, t0, o);
+	if (rc != KAF_OK)
+		fail(sh, rc, &err);
+	batch_free(&mine);
+	if (o->progress && rc == KAF_OK)
+		show_progress(stats, t0, false);
+}
+
+/*
+ * Hand a finished run over for storing. Whoever finds the waiting runs
+ * due (a quarter second old, or as many as the target) and the writer
+ * free stores them, while the other threads keep training; past twice
+ * the cap, it waits for the writer, so that memory stays bounded.
+ */
+static void deliver(struct shared *sh, struct slot *s, struct kaf_store *st,
+		    struct kaf_runner_stats *stats, double t0,
+		    const struct kaf_runner_opts *o)
+{
+	long cap = o->max_batch > 0 ? o->max_batch : 16384;
+	bool due, full;
+
+	omp_set_lock(&sh->lock);
+	if (sh->waiting.count == sh->cap) {
+		int more = sh->cap ? 2 * sh->cap : 64;
+		struct slot *grown = realloc(sh->waiting.slots,
+					     sizeof(*grown) * (size_t)more);
+
+		if (!grown) {
+			struct kaf_error err;
+
+			omp_unset_lock(&sh->lock);
+			free(s->epochs);
+			free(s->links);
+			fail(sh, kaf_error_set(&err, KAF_ENOMEM, "out of memory "
+					       "for finished runs"), &err);
+			return;
+		}
+		sh->waiting.slots = grown;
+		sh->cap = more;
+	}
+	if (sh->waiting.count == 0)
+		sh->oldest = now();
+	sh->waiting.slots[sh->waiting.count++] = *s;
+	sh->finished++;
+	due = sh->waiting.count >= sh->target ||
+	      now() - sh->oldest >= 0.25;
+	full = sh->waiting.count >= 2 * cap;
+	omp_unset_lock(&sh->lock);
+	if (full) {
+		omp_set_lock(&sh->writer);
+	} else if (!due || !omp_test_lock(&sh->writer)) {
+		return;
+	}
+	store_waiting(sh, st, stats, t0, o);
+	omp_unset_lock(&sh->writer);
 }
 
 int kaf_runner_run(struct kaf_store *st, const struct kaf_grid *g,
@@ -306,58 +417,74 @@ int kaf_runner_run(struct kaf_store *st, const struct kaf_grid *g,
 		   const struct kaf_runner_opts *opts,
 		   struct kaf_runner_stats *stats, struct kaf_error *err)
 {
-	long n_cells = kaf_grid_cells(g);
-	long items = n_cells * kaf_grid_max_runs(g);
-	long w = 0, size = 8L * opts->threads;
-	struct batch prev = {0}, cur = {0};
-	struct kaf_cell *cells;
+	long n_cells = kaf_grid_cells(g), max_runs = kaf_grid_max_runs(g);
+	long items = n_cells * max_runs, *order = NULL;
+	struct kaf_cell *cells = NULL;
+	struct shared sh = {0};
+	bool *done = NULL;
 	double t0 = now();
-	int rc = make_cells(g, &cells, err), write_rc = KAF_OK;
+	int rc = make_cells(g, datasets, &cells, &order, err);
 
 	memset(stats, 0, sizeof(*stats));
 	stats->total = kaf_grid_total_runs(g);
-	omp_set_dynamic(0);
-	while (rc == KAF_OK && (prev.slots || (w < items && !stop_requested))) {
-		struct kaf_error werr;
-		double b0 = now();
-
-		if (w < items && !stop_requested) {
-			long n = items - w < size ? items - w : size;
-
-			rc = plan_batch(st, cells, n_cells, w, n, &cur,
-					&stats->skipped, err);
-			w += n;
-		}
-#pragma omp parallel num_threads(opts->threads)
-		{
-#pragma omp single nowait
-			if (prev.slots)
-				write_rc = store_batch(st, &prev, stats,
-						       &werr);
-#pragma omp for schedule(dynamic, 1)
-			for (int i = 0; i < cur.count; i++)
-				if (!stop_requested)
-					train_slot(&cur.slots[i], g, cells,
-						   n_cells, datasets, opts);
-		}
-		if (write_rc != KAF_OK) {
-			*err = werr;
-			rc = write_rc;
-		}
-		size = next_batch_size(size, cur.count, now() - b0, opts);
-		batch_free(&prev);
-		prev = cur;
-		memset(&cur, 0, sizeof(cur));
-		if (opts->progress)
-			show_progress(stats, t0, false);
+	if (rc == KAF_OK && items > 0) {
+		done = calloc((size_t)items, sizeof(*done));
+		rc = done ? kaf_store_done(st, 0, max_runs - 1, n_cells, done,
+					   err)
+			  : kaf_error_set(err, KAF_ENOMEM, "out of memory "
+					  "for the %ld runs of the sweep",
+					  items);
 	}
-	batch_free(&prev);
-	batch_free(&cur);
+	for (long w = 0; rc == KAF_OK && w < items; w++)
+		stats->skipped += done[w] &&
+				  w / n_cells < cells[w % n_cells].runs;
+	if (rc != KAF_OK) {
+		free(done);
+		free(order);
+		free(cells);
+		return rc;
+	}
+	omp_init_lock(&sh.lock);
+	omp_init_lock(&sh.writer);
+	sh.target = 8L * opts->threads;
+	omp_set_dynamic(0);
+#pragma omp parallel num_threads(opts->threads)
+	for (;;) {
+		struct slot s = {0};
+		long pos, cell, r;
+		bool stop;
+
+#pragma omp atomic capture
+		pos = sh.next++;
+		omp_set_lock(&sh.lock);
+		stop = sh.failed;
+		omp_unset_lock(&sh.lock);
+		if (pos >= items || stop || stop_requested)
+			break;
+		r = pos / n_cells;
+		cell = order[pos % n_cells];
+		s.item = r * n_cells + cell;
+		if (r >= cells[cell].runs || done[s.item])
+			continue;
+		train_slot(&s, g, cells, n_cells, datasets, opts);
+		deliver(&sh, &s, st, stats, t0, opts);
+	}
+	if (!sh.failed)
+		store_waiting(&sh, st, stats, t0, opts);
+	batch_free(&sh.waiting);
+	omp_destroy_lock(&sh.lock);
+	omp_destroy_lock(&sh.writer);
+	free(done);
+	free(order);
 	free(cells);
 	stats->seconds = now() - t0;
+	if (sh.failed) {
+		*err = sh.err;
+		return sh.rc;
+	}
 	if (opts->progress)
 		show_progress(stats, t0, true);
-	if (rc == KAF_OK && stop_requested)
-		rc = kaf_error_set(err, KAF_EINTR, "interrupted");
-	return rc;
+	if (stop_requested)
+		return kaf_error_set(err, KAF_EINTR, "interrupted");
+	return KAF_OK;
 }

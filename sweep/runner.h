@@ -1,22 +1,25 @@
 /*
  * runner.h - run every missing run of a sweep on OpenMP threads.
  *
- * Runs are numbered replicate-major (all cells of replicate 0, then all of
+ * Runs are taken replicate-major (all cells of replicate 0, then all of
  * replicate 1, ...), so a sweep stopped half-way has every cell at about
- * the same count. They are processed in batches: the threads train a
- * batch (dynamic scheduling, each thread owning whole runs and writing
- * only its own result slot) while the calling thread stores the previous
- * one in a single transaction. Each run's seed comes from the grid (sweep
- * seed, replicate, and the cell under independent seeding), so results
- * do not depend on threads, batches or interruptions.
+ * the same count; within a replicate, the costliest cells come first, so
+ * that the last runs to finish are short and no thread idles long at the
+ * end. Each thread takes the next run as soon as it finishes one, and
+ * finished runs are stored in single transactions, about every quarter
+ * second, by whichever thread finds them due while the others keep
+ * training. Each run's seed comes from the grid (sweep seed, replicate,
+ * and the cell under independent seeding), so results do not depend on
+ * threads, order or interruptions.
  *
  * Stopping: kaf_runner_interrupt() (async-signal-safe) makes threads skip
  * the runs they have not started; everything finished is stored and the
  * call returns KAF_EINTR.
  *
- * Memory: a batch of results and, with traces, their epochs; bounded by
- * the batch size, which adapts to about a quarter second of work and
- * never exceeds 16384 runs, whatever the size of the sweep.
+ * Memory: one byte per run of the grid (which runs are stored) and the
+ * finished runs not stored yet with, with traces, their epochs; those are
+ * at most twice max_batch runs (16384 by default), whatever the size of
+ * the sweep.
  */
 #ifndef KAF_RUNNER_H
 #define KAF_RUNNER_H
@@ -33,7 +36,8 @@ struct kaf_runner_opts {
 	bool progress;          /* a live line on standard error */
 	bool trace;             /* store every epoch's losses */
 	int link_every;         /* K-AF link snapshots every N steps; 0 none */
-	long max_batch;         /* cap on runs per batch; 0 = default */
+	long max_batch;         /* runs stored per transaction at most, once
+				 * due; 0 = default */
 };
 
 struct kaf_runner_stats {
