@@ -18,18 +18,22 @@
 #define T float
 #define SFX(name) name##_f32
 #define VEXP kaf_vexp_neg_f32
+#define VEXPG kaf_vexp_f32
 #include "engine_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
+#undef VEXPG
 
 #define T double
 #define SFX(name) name##_f64
 #define VEXP kaf_vexp_neg_f64
+#define VEXPG kaf_vexp_f64
 #include "engine_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
+#undef VEXPG
 
 int kaf_engine_optim_f64(enum kaf_opt opt, double lr, int n, double *w,
 			 const double *grads, int steps,
