@@ -19,21 +19,25 @@
 #define SFX(name) name##_f32
 #define VEXP kaf_vexp_neg_f32
 #define VEXPG kaf_vexp_f32
+#define VTANH kaf_vtanh_f32
 #include "engine_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
 #undef VEXPG
+#undef VTANH
 
 #define T double
 #define SFX(name) name##_f64
 #define VEXP kaf_vexp_neg_f64
 #define VEXPG kaf_vexp_f64
+#define VTANH kaf_vtanh_f64
 #include "engine_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
 #undef VEXPG
+#undef VTANH
 
 int kaf_engine_optim_f64(enum kaf_opt opt, double lr, int n, double *w,
 			 const double *grads, int steps,

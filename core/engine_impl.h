@@ -7,6 +7,7 @@
  *   VEXP       the vectorizable exp of that precision for arguments <= 0,
  *              the only ones K-AF has (vexp.h)
  *   VEXPG      the same for every argument, for the fixed activations
+ *   VTANH      the vectorizable tanh of that precision
  *
  * Dimension letters used in the shape comments:
  *   n  training rows          nv  validation rows
@@ -511,8 +512,8 @@ static void SFX(dense_backward)(struct NET *net)
 
 /*
  * The fixed activations, vectorized: each loop runs over one activation,
- * and the exponentials are VEXPG (within 1 ulp, IEEE edges kept); tanh is
- * the C library's.
+ * on the exponential VEXPG (within 1 ulp, IEEE edges kept) and VTANH
+ * (within 4 ulp).
  *
  * mish is z tanh(softplus(z)) with softplus linear above 20, the
  * mainstream frameworks' threshold, where tanh is 1 in both precisions.
@@ -553,8 +554,9 @@ static void SFX(act_forward)(enum kaf_activation act, const T *z, T *yhat,
 			yhat[i] = SFX(sigmoid)(z[i]);
 		break;
 	case KAF_ACT_TANH:
+#pragma omp simd
 		for (int i = 0; i < count; i++)
-			yhat[i] = tanh(z[i]);
+			yhat[i] = VTANH(z[i]);
 		break;
 	case KAF_ACT_SWISH:
 		if (!sg) {

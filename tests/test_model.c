@@ -79,6 +79,42 @@ static void test_vexp_f64_within_one_ulp_of_libm(void **st)
 	assert_true(isnan(kaf_vexp_f64(NAN)));
 }
 
+static void test_vtanh_within_four_ulp_of_libm(void **st)
+{
+	(void)st;
+	/* Dense over the range where tanh is not yet 1, both signs, and
+	 * down through the subnormals, where tanh x is x. */
+	for (float x = 0.0f; x < 21.0f; x += 0.0000917f) {
+		if (ulps_f32(kaf_vtanh_f32(x), tanhf(x)) > 4)
+			fail_msg("tanh(%a): %a, libm %a", x, kaf_vtanh_f32(x),
+				 tanhf(x));
+		assert_true(kaf_vtanh_f32(-x) == -kaf_vtanh_f32(x));
+	}
+	for (float x = 0x1p-149f; x < 1e-3f;
+	     x = fmaxf(x * 1.0007f, nextafterf(x, 1.0f)))
+		if (ulps_f32(kaf_vtanh_f32(x), tanhf(x)) > 4)
+			fail_msg("tanh(%a): %a, libm %a", x, kaf_vtanh_f32(x),
+				 tanhf(x));
+	for (double x = 0.0; x < 21.0; x += 0.0000731) {
+		if (ulps_f64(kaf_vtanh_f64(x), tanh(x)) > 4)
+			fail_msg("tanh(%a): %a, libm %a", x, kaf_vtanh_f64(x),
+				 tanh(x));
+		assert_true(kaf_vtanh_f64(-x) == -kaf_vtanh_f64(x));
+	}
+	for (double x = 0x1p-1074; x < 1e-3;
+	     x = fmax(x * 1.0007, nextafter(x, 1.0)))
+		if (ulps_f64(kaf_vtanh_f64(x), tanh(x)) > 4)
+			fail_msg("tanh(%a): %a, libm %a", x, kaf_vtanh_f64(x),
+				 tanh(x));
+	assert_true(kaf_vtanh_f32(30.0f) == 1.0f);
+	assert_true(kaf_vtanh_f32(-INFINITY) == -1.0f);
+	assert_true(signbit(kaf_vtanh_f32(-0.0f)));
+	assert_true(isnan(kaf_vtanh_f32(NAN)));
+	assert_true(kaf_vtanh_f64(INFINITY) == 1.0);
+	assert_true(signbit(kaf_vtanh_f64(-0.0)));
+	assert_true(isnan(kaf_vtanh_f64(NAN)));
+}
+
 static void test_vexp_neg_equals_vexp(void **st)
 {
 	(void)st;
@@ -956,6 +992,7 @@ int main(void)
 		cmocka_unit_test(test_vexp_f32_within_one_ulp_of_libm),
 		cmocka_unit_test(test_vexp_f64_within_one_ulp_of_libm),
 		cmocka_unit_test(test_vexp_neg_equals_vexp),
+		cmocka_unit_test(test_vtanh_within_four_ulp_of_libm),
 		cmocka_unit_test(
 			test_grad_fixed_activations_match_finite_differences),
 		cmocka_unit_test(
