@@ -705,49 +705,69 @@ INLINE int SFX(bound)(const T *zs, int c, T v, bool strict)
 	return lo + (n == 1 && (strict ? zs[lo] <= v : zs[lo] < v));
 }
 
+/* How the query rows of a column meet the calc slots (both precisions). */
+#ifndef KAF_REACH_DECLARED
+#define KAF_REACH_DECLARED
+enum kaf_reach {
+	KAF_REACH_NONE,         /* a value is not finite: no windows */
+	KAF_REACH_GROUPED,      /* rows grouped by gap, each block its window */
+	KAF_REACH_WIDE,         /* rows in order: one radius spans the slots */
+};
+#endif
+
 /*
- * The m query rows of column zk grouped by the gap between calc slots
- * they fall in: slot[i] is the first slot of the sorted zs[0..c) not
- * below row i, and qo lists the rows by slot, then by row. Rows of one
- * group share their nearest slots, so LANES of them in a row need nearly
- * the same window. The order is a function of the values alone, and each
- * row's output does not depend on it. Returns false if a value is not
- * finite.
+ * The m query rows of column zk against the sorted calc slots zs[0..c).
+ * If the slots span less than reach_min, the smallest radius any row can
+ * have, a window holds all of them for every row between them, and
+ * ordering the rows would gain little: they stay in order, and only with
+ * slots is slot[i] found, the first slot not below row i. Otherwise the
+ * rows are grouped by the gap between slots they fall in: slot[i] as
+ * above, and qo lists the rows by slot, then by row. Rows of one group
+ * share their nearest slots, so LANES of them in a row need nearly the
+ * same window. The order is a function of the values alone, and each
+ * row's output does not depend on it.
  */
-static bool SFX(group_rows)(const T *zs, int c, const T *zk, int m,
-			    int *qo, int *slot, int *count)
+static enum kaf_reach SFX(group_rows)(const T *zs, int c, const T *zk,
+				      int m, T reach_min, bool slots,
+				      int *qo, int *slot, int *count)
 {
+	bool finite = true, wide = zs[c - 1] - zs[0] <= reach_min;
 	int i = 0;
 
 	for (int r = 0; r < m; r++)
-		if (!isfinite(zk[r]))
-			return false;
+		finite = finite && isfinite(zk[r]);
+	if (!finite)
+		return KAF_REACH_NONE;
+	if (wide && !slots)
+		return KAF_REACH_WIDE;
 	/* Eight searches side by side: each is a chain of dependent loads,
 	 * and eight chains keep the processor busy. */
 	for (; i + 8 <= m; i += 8) {
-		int lo[8] = {0, 0, 0, 0, 0, 0, 0, 0}, n = c;
+		int at[8] = {0, 0, 0, 0, 0, 0, 0, 0}, n = c;
 
 		while (n > 1) {
 			int half = n / 2;
 
 			for (int q = 0; q < 8; q++)
-				lo[q] += zs[lo[q] + half - 1] < zk[i + q] ? half
+				at[q] += zs[at[q] + half - 1] < zk[i + q] ? half
 									  : 0;
 			n -= half;
 		}
 		for (int q = 0; q < 8; q++)
-			slot[i + q] = lo[q] + (n == 1 && zs[lo[q]] < zk[i + q]);
+			slot[i + q] = at[q] + (n == 1 && zs[at[q]] < zk[i + q]);
 	}
 	for (; i < m; i++)
 		slot[i] = SFX(bound)(zs, c, zk[i], false);
+	if (wide)
+		return KAF_REACH_WIDE;
 	memset(count, 0, sizeof(int) * (size_t)(c + 2));
-	for (int i = 0; i < m; i++)
-		count[slot[i] + 1]++;
+	for (int r = 0; r < m; r++)
+		count[slot[r] + 1]++;
 	for (int s = 1; s <= c; s++)
 		count[s] += count[s - 1];
-	for (int i = 0; i < m; i++)
-		qo[count[slot[i]]++] = i;
-	return true;
+	for (int r = 0; r < m; r++)
+		qo[count[slot[r]]++] = r;
+	return KAF_REACH_GROUPED;
 }
 
 /*
@@ -795,26 +815,52 @@ INLINE void SFX(scan_top)(const struct NET *net, const T *zs,
 }
 
 /*
- * The window and shifts of a block of rows, from each row's nearest
- * included slot, next to its first slot not below it. Returns false if
- * some radius is not finite; the caller then visits every slot.
+ * The radius around a query row's value beyond which every kernel weight
+ * is exactly 0.
  *
  * Naive: |u| beyond the exp underflow threshold of the precision (14.43
  * in float32, 38.60 in float64) gives exactly 0. Stable: the exponents
  * are shifted by the nearest included slot's, the row's largest (|u|
  * grows with |zs - zi| and every step rounds monotonically, so its
- * -u^2 / 2 is the largest, bit for bit), and the threshold then applies
- * to u^2 - u_near^2. The radii carry a margin for the rounding of u.
+ * -u^2 / 2 is the largest, bit for bit), and u^2 - u_near^2 beyond twice
+ * the underflow exponent (103.97 in float32, 745.13 in float64) gives
+ * exactly 0. The radii carry a margin for the rounding of u.
  */
-INLINE bool SFX(window)(const struct NET *net, const T *zs,
-			struct SFX(block) *b)
+INLINE T SFX(naive_reach)(T h)
 {
 	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
 	const T r2 = sizeof(T) == sizeof(float) ? (T)(14.6 * 14.6)
 						: (T)(38.8 * 38.8);
-	/* Stable: u^2 - u_near^2 beyond twice the underflow exponent (103.97
-	 * in float32, 745.13 in float64) gives exactly 0. */
+
+	return sqrt(r2) * h * (1 + 64 * eps);
+}
+
+/* Stable's radius for a row whose nearest slot is u_near h away. */
+INLINE T SFX(stable_reach)(T u_near, T h)
+{
+	const T eps = sizeof(T) == sizeof(float) ? (T)0x1p-23 : (T)0x1p-52;
 	const T gap = sizeof(T) == sizeof(float) ? (T)212 : (T)1500;
+
+	return sqrt(u_near * u_near * (1 + 64 * eps) + gap) * h *
+	       (1 + 64 * eps);
+}
+
+/* No row's radius is smaller. */
+INLINE T SFX(reach_min)(const struct NET *net)
+{
+	return net->kernel == KAF_KERNEL_NAIVE ? SFX(naive_reach)(*net->h)
+					       : SFX(stable_reach)(0, *net->h);
+}
+
+/*
+ * The window and shifts of a block of rows, from each row's nearest
+ * included slot, next to its first slot not below it (stable; naive's
+ * shift is 0). Returns false if some radius is not finite; the caller
+ * then visits every slot.
+ */
+INLINE bool SFX(window)(const struct NET *net, const T *zs,
+			struct SFX(block) *b)
+{
 	int c = net->c;
 	T h = *net->h, below = INFINITY, above = -INFINITY;
 	T near[LANES], reach[LANES];
@@ -822,7 +868,7 @@ INLINE bool SFX(window)(const struct NET *net, const T *zs,
 	if (net->kernel == KAF_KERNEL_NAIVE) {
 		for (int q = 0; q < LANES; q++) {
 			b->top[q] = 0;
-			reach[q] = sqrt(r2) * h * (1 + 64 * eps);
+			reach[q] = SFX(naive_reach)(h);
 		}
 	} else {
 		for (int q = 0; q < LANES; q++) {
@@ -842,8 +888,7 @@ INLINE bool SFX(window)(const struct NET *net, const T *zs,
 			T u = near[q] / h;
 
 			b->top[q] = -(u * u) / 2;
-			reach[q] = sqrt(u * u * (1 + 64 * eps) + gap) * h *
-				   (1 + 64 * eps);
+			reach[q] = SFX(stable_reach)(u, h);
 		}
 	}
 	for (int q = 0; q < LANES; q++) {
@@ -935,14 +980,16 @@ INLINE void SFX(block_grad)(const struct NET *net, const T *ys,
 	 * -(a y_j + c) x u with a and c the weight gradients' two parts over
 	 * sqrt(2 pi); stable, -a (y_j - y_hat) x u with a = g / den.
 	 */
+#pragma omp simd
 	for (int q = 0; q < LANES; q++) {
 		T gnum = g[q] / den[q], gden = -g[q] * (yh[q] / den[q]);
 
 		bad[q] = naive && (!isfinite(gnum) || !isfinite(gden));
-		any = any || (bad[q] && q < b->rows);
 		a[q] = naive ? gnum / norm : gnum;
 		c[q] = naive ? gden / norm : yh[q];
 	}
+	for (int q = 0; naive && q < b->rows; q++)
+		any = any || bad[q];
 	for (int j = b->lo; j < b->hi; j++) {
 		T yj = ys[j], *acc = gzc8 + (size_t)j * LANES;
 		size_t at = (size_t)(j - b->lo) * LANES;
@@ -958,6 +1005,7 @@ INLINE void SFX(block_grad)(const struct NET *net, const T *ys,
 			shu[q] += gu * u;
 		}
 	}
+#pragma omp simd
 	for (int q = 0; q < LANES; q++) {
 		gzi[q] = bad[q] ? NAN : -(su[q] / h);
 		gh[q] = any ? NAN : gh[q] - shu[q] / h;
@@ -984,12 +1032,15 @@ INLINE void SFX(kaf_pass)(struct NET *net, const T *z, T *yhat, int m,
 		const T *ys = net->yc + (size_t)k * c;
 		const T *zk = z + (size_t)k * m;
 		int *qo = net->qo;
-		bool windows = net->sorted[k] && *net->h > 0 &&
-			       isfinite(*net->h) &&
-			       SFX(group_rows)(zs, c, zk, m, qo, net->slot,
-					       net->count);
+		enum kaf_reach reach = KAF_REACH_NONE;
+		bool windows;
 
-		if (!windows)
+		if (net->sorted[k] && *net->h > 0 && isfinite(*net->h))
+			reach = SFX(group_rows)(zs, c, zk, m,
+						SFX(reach_min)(net), !naive, qo,
+						net->slot, net->count);
+		windows = reach != KAF_REACH_NONE;
+		if (reach != KAF_REACH_GROUPED)
 			for (int p = 0; p < m; p++)
 				qo[p] = p;
 		if (train)
@@ -1005,7 +1056,7 @@ INLINE void SFX(kaf_pass)(struct NET *net, const T *z, T *yhat, int m,
 				b.row[q] = row;
 				b.zi[q] = zk[row];
 				b.skip[q] = SFX(skip)(net, pos, row, k);
-				b.at[q] = windows ? net->slot[row] : 0;
+				b.at[q] = windows && !naive ? net->slot[row] : 0;
 			}
 			if (!windows || !SFX(window)(net, zs, &b)) {
 				b.lo = 0;
