@@ -24,7 +24,8 @@ enum {
 };
 
 static const struct kaf_flag sweep_flags[F_COUNT] = {
-	[F_PRESET] = {"preset", "NAME", "a study of the protocol: exp3"},
+	[F_PRESET] = {"preset", "NAME", "a study of the protocol: exp1 (activations "
+		     "compared), exp2 (learned link), exp3 (divergence grid)"},
 	[F_SPEC] = {"spec", "FILE", "a study file: `axis = v1, v2` per "
 		    "line, # comments"},
 	[F_SET] = {"set", "AXIS=V1,V2", "set an axis's values (repeatable; "
