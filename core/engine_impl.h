@@ -1012,12 +1012,79 @@ INLINE void SFX(block_grad)(const struct NET *net, const T *ys,
 	}
 }
 
+/* One output column of a K-AF pass: what every block of it shares. */
+struct SFX(column) {
+	int k, m;
+	const T *zs, *ys;       /* (c) sorted calc values and targets */
+	const T *zk;            /* (m) query values */
+	const int *pos;         /* calc position of a query row, or NULL */
+	bool windows;           /* sorted, finite: windows apply */
+};
+
+/*
+ * The block of query rows qo[p0..p0 + LANES) of column col, a last one
+ * repeating its last row: their values, excluded slots, shifts and
+ * window. Without windows, or where a radius is not finite, the window is
+ * every slot and stable's shift is found by scanning them.
+ */
+INLINE void SFX(block_fill)(const struct NET *net,
+			    const struct SFX(column) *col, const int *qo,
+			    int p0, bool naive, struct SFX(block) *b)
+{
+	b->rows = col->m - p0 < LANES ? col->m - p0 : LANES;
+	for (int q = 0; q < LANES; q++) {
+		int row = qo[p0 + (q < b->rows ? q : b->rows - 1)];
+
+		b->row[q] = row;
+		b->zi[q] = col->zk[row];
+		b->skip[q] = SFX(skip)(net, col->pos, row, col->k);
+		b->at[q] = col->windows && !naive ? net->slot[row] : 0;
+	}
+	if (col->windows && SFX(window)(net, col->zs, b))
+		return;
+	b->lo = 0;
+	b->hi = net->c;
+	if (naive)
+		for (int q = 0; q < LANES; q++)
+			b->top[q] = 0;
+	else
+		SFX(scan_top)(net, col->zs, b);
+}
+
+/*
+ * One block: its outputs into yhat (e, m); with train, its rows' dL/dz
+ * into gz for loss gradients scale * (y_hat - y), and its parts of the
+ * calc slots' gradients and of dL/dh into gzc8 and gh.
+ */
+INLINE void SFX(block_run)(struct NET *net, const struct SFX(column) *col,
+			   const struct SFX(block) *b, T *yhat, T scale,
+			   bool naive, bool train, T *gh)
+{
+	T yh[LANES], den[LANES], g[LANES] = {0}, gzi[LANES];
+	size_t base = (size_t)col->k * col->m;
+
+	SFX(block_sums)(net, col->zs, col->ys, b, naive, train, net->bex,
+			net->bu, yh, den);
+	for (int q = 0; q < b->rows; q++) {
+		yhat[base + b->row[q]] = yh[q];
+		net->zero_den += den[q] == 0;
+		if (train)
+			g[q] = scale * (yh[q] - net->y[base + b->row[q]]);
+	}
+	if (!train)
+		return;
+	SFX(block_grad)(net, col->ys, b, naive, net->bex, net->bu, yh, den,
+			g, net->gzc8, gh, gzi);
+	for (int q = 0; q < b->rows; q++)
+		net->gz[base + b->row[q]] = gzi[q];
+}
+
 /*
  * y_hat (e, m) for m query rows with pre-activations z (e, m), from the
  * sorted calc columns. pos maps a query row to its calc position
  * (leave-one-out) or is NULL for rows outside the training set.
  * With train, also the K-AF part of the backward for loss gradients
- * scale * (y_hat - y): gz (e, n) gets dL/dz and *gh_out dL/dh.
+ * scale * (y_hat - y): gz (e, n) gets dL/dz and net->kgh dL/dh.
  * Counts rows whose denominator is exactly zero.
  */
 INLINE void SFX(kaf_pass)(struct NET *net, const T *z, T *yhat, int m,
@@ -1028,70 +1095,35 @@ INLINE void SFX(kaf_pass)(struct NET *net, const T *z, T *yhat, int m,
 
 	net->zero_den = 0;
 	for (int k = 0; k < e; k++) {
-		const T *zs = net->zc + (size_t)k * c;
-		const T *ys = net->yc + (size_t)k * c;
-		const T *zk = z + (size_t)k * m;
-		int *qo = net->qo;
+		struct SFX(column) col = {
+			.k = k, .m = m, .zs = net->zc + (size_t)k * c,
+			.ys = net->yc + (size_t)k * c,
+			.zk = z + (size_t)k * m, .pos = pos,
+		};
 		enum kaf_reach reach = KAF_REACH_NONE;
-		bool windows;
 
 		if (net->sorted[k] && *net->h > 0 && isfinite(*net->h))
-			reach = SFX(group_rows)(zs, c, zk, m,
-						SFX(reach_min)(net), !naive, qo,
-						net->slot, net->count);
-		windows = reach != KAF_REACH_NONE;
+			reach = SFX(group_rows)(col.zs, c, col.zk, m,
+						SFX(reach_min)(net), !naive,
+						net->qo, net->slot,
+						net->count);
+		col.windows = reach != KAF_REACH_NONE;
 		if (reach != KAF_REACH_GROUPED)
 			for (int p = 0; p < m; p++)
-				qo[p] = p;
+				net->qo[p] = p;
 		if (train)
 			memset(net->gzc8, 0, sizeof(T) * (size_t)c * LANES);
 		for (int p0 = 0; p0 < m; p0 += LANES) {
 			struct SFX(block) b;
-			T yh[LANES], den[LANES], g[LANES], gzi[LANES];
 
-			b.rows = m - p0 < LANES ? m - p0 : LANES;
-			for (int q = 0; q < LANES; q++) {
-				int row = qo[p0 + (q < b.rows ? q : b.rows - 1)];
-
-				b.row[q] = row;
-				b.zi[q] = zk[row];
-				b.skip[q] = SFX(skip)(net, pos, row, k);
-				b.at[q] = windows && !naive ? net->slot[row] : 0;
-			}
-			if (!windows || !SFX(window)(net, zs, &b)) {
-				b.lo = 0;
-				b.hi = c;
-				if (naive)
-					for (int q = 0; q < LANES; q++)
-						b.top[q] = 0;
-				else
-					SFX(scan_top)(net, zs, &b);
-			}
-			SFX(block_sums)(net, zs, ys, &b, naive, train,
-					net->bex, net->bu, yh, den);
-			for (int q = 0; q < b.rows; q++) {
-				size_t ki = (size_t)k * m + b.row[q];
-
-				yhat[ki] = yh[q];
-				net->zero_den += den[q] == 0;
-				if (train)
-					g[q] = scale * (yh[q] - net->y[ki]);
-			}
-			if (!train)
-				continue;
-			for (int q = b.rows; q < LANES; q++)
-				g[q] = 0;
-			SFX(block_grad)(net, ys, &b, naive, net->bex, net->bu,
-					yh, den, g, net->gzc8, gh, gzi);
-			for (int q = 0; q < b.rows; q++)
-				net->gz[(size_t)k * m + b.row[q]] = gzi[q];
+			SFX(block_fill)(net, &col, net->qo, p0, naive, &b);
+			SFX(block_run)(net, &col, &b, yhat, scale, naive,
+				       train, gh);
 		}
-		if (train)
-			for (int s = 0; s < c; s++)
-				net->gz[(size_t)k * m +
-					net->calc[net->ord[k * c + s]]] +=
-					SFX(fold16)(net->gzc8 + (size_t)s * LANES) /
-					*net->h;
+		for (int s = 0; train && s < c; s++)
+			net->gz[(size_t)k * m + net->calc[net->ord[k * c + s]]]
+				+= SFX(fold16)(net->gzc8 + (size_t)s * LANES) /
+				   *net->h;
 	}
 	if (train)
 		net->kgh = SFX(fold16)(gh);
