@@ -412,71 +412,105 @@ static void deliver(struct shared *sh, struct slot *s, struct kaf_store *st,
 	omp_unset_lock(&sh->writer);
 }
 
-int kaf_runner_run(struct kaf_store *st, const struct kaf_grid *g,
-		   const struct kaf_dataset *const *datasets,
-		   const struct kaf_runner_opts *opts,
-		   struct kaf_runner_stats *stats, struct kaf_error *err)
-{
-	long n_cells = kaf_grid_cells(g), max_runs = kaf_grid_max_runs(g);
-	long items = n_cells * max_runs, *order = NULL;
-	struct kaf_cell *cells = NULL;
-	struct shared sh = {0};
-	bool *done = NULL;
-	double t0 = now();
-	int rc = make_cells(g, datasets, &cells, &order, err);
+/* The grid's runs: cells, their order of work, and which are stored. */
+struct plan {
+	struct kaf_cell *cells;
+	long *order;            /* cells, costliest first */
+	bool *done;             /* (runs, cells): stored already */
+	long n_cells, items;    /* items: cells x the largest runs */
+};
 
-	memset(stats, 0, sizeof(*stats));
-	stats->total = kaf_grid_total_runs(g);
-	if (rc == KAF_OK && items > 0) {
-		done = calloc((size_t)items, sizeof(*done));
-		rc = done ? kaf_store_done(st, 0, max_runs - 1, n_cells, done,
-					   err)
-			  : kaf_error_set(err, KAF_ENOMEM, "out of memory "
-					  "for the %ld runs of the sweep",
-					  items);
+static void plan_free(struct plan *p)
+{
+	free(p->cells);
+	free(p->order);
+	free(p->done);
+}
+
+/* The plan of grid g against st; counts the stored runs as skipped. */
+static int plan_load(struct plan *p, struct kaf_store *st,
+		     const struct kaf_grid *g,
+		     const struct kaf_dataset *const *datasets,
+		     struct kaf_runner_stats *stats, struct kaf_error *err)
+{
+	long max_runs = kaf_grid_max_runs(g);
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->n_cells = kaf_grid_cells(g);
+	p->items = p->n_cells * max_runs;
+	rc = make_cells(g, datasets, &p->cells, &p->order, err);
+	if (rc == KAF_OK && p->items > 0) {
+		p->done = calloc((size_t)p->items, sizeof(*p->done));
+		rc = p->done ? kaf_store_done(st, 0, max_runs - 1, p->n_cells,
+					      p->done, err)
+			     : kaf_error_set(err, KAF_ENOMEM, "out of memory "
+					     "for the %ld runs of the sweep",
+					     p->items);
 	}
-	for (long w = 0; rc == KAF_OK && w < items; w++)
-		stats->skipped += done[w] &&
-				  w / n_cells < cells[w % n_cells].runs;
-	if (rc != KAF_OK) {
-		free(done);
-		free(order);
-		free(cells);
-		return rc;
-	}
-	omp_init_lock(&sh.lock);
-	omp_init_lock(&sh.writer);
-	sh.target = 8L * opts->threads;
-	omp_set_dynamic(0);
-#pragma omp parallel num_threads(opts->threads)
+	for (long w = 0; rc == KAF_OK && w < p->items; w++)
+		stats->skipped += p->done[w] &&
+				  w / p->n_cells < p->cells[w % p->n_cells].runs;
+	if (rc != KAF_OK)
+		plan_free(p);
+	return rc;
+}
+
+/* One thread's share: runs taken in turn until none is left or a stop. */
+static void work(struct shared *sh, const struct plan *p,
+		 struct kaf_store *st, const struct kaf_grid *g,
+		 const struct kaf_dataset *const *datasets,
+		 const struct kaf_runner_opts *opts,
+		 struct kaf_runner_stats *stats, double t0)
+{
 	for (;;) {
 		struct slot s = {0};
 		long pos, cell, r;
 		bool stop;
 
 #pragma omp atomic capture
-		pos = sh.next++;
-		omp_set_lock(&sh.lock);
-		stop = sh.failed;
-		omp_unset_lock(&sh.lock);
-		if (pos >= items || stop || stop_requested)
-			break;
-		r = pos / n_cells;
-		cell = order[pos % n_cells];
-		s.item = r * n_cells + cell;
-		if (r >= cells[cell].runs || done[s.item])
+		pos = sh->next++;
+		omp_set_lock(&sh->lock);
+		stop = sh->failed;
+		omp_unset_lock(&sh->lock);
+		if (pos >= p->items || stop || stop_requested)
+			return;
+		r = pos / p->n_cells;
+		cell = p->order[pos % p->n_cells];
+		s.item = r * p->n_cells + cell;
+		if (r >= p->cells[cell].runs || p->done[s.item])
 			continue;
-		train_slot(&s, g, cells, n_cells, datasets, opts);
-		deliver(&sh, &s, st, stats, t0, opts);
+		train_slot(&s, g, p->cells, p->n_cells, datasets, opts);
+		deliver(sh, &s, st, stats, t0, opts);
 	}
+}
+
+int kaf_runner_run(struct kaf_store *st, const struct kaf_grid *g,
+		   const struct kaf_dataset *const *datasets,
+		   const struct kaf_runner_opts *opts,
+		   struct kaf_runner_stats *stats, struct kaf_error *err)
+{
+	struct shared sh = {.target = 8L * opts->threads};
+	struct plan p;
+	double t0 = now();
+	int rc;
+
+	memset(stats, 0, sizeof(*stats));
+	stats->total = kaf_grid_total_runs(g);
+	rc = plan_load(&p, st, g, datasets, stats, err);
+	if (rc != KAF_OK)
+		return rc;
+	omp_init_lock(&sh.lock);
+	omp_init_lock(&sh.writer);
+	omp_set_dynamic(0);
+#pragma omp parallel num_threads(opts->threads)
+	work(&sh, &p, st, g, datasets, opts, stats, t0);
 	if (!sh.failed)
 		store_waiting(&sh, st, stats, t0, opts);
 	batch_free(&sh.waiting);
 	omp_destroy_lock(&sh.lock);
 	omp_destroy_lock(&sh.writer);
-	free(done);
-	free(order);
-	free(cells);
+	plan_free(&p);
 	stats->seconds = now() - t0;
 	if (sh.failed) {
 		*err = sh.err;
