@@ -501,6 +501,62 @@ static void test_kaf_windows_match_every_slot(void **st)
 	}
 }
 
+/*
+ * A calc row at z = +inf leaves its column unsorted, so every row then
+ * visits every slot: its weight is exp(-inf) = 0 for every other row,
+ * whose outputs are those of the other calc rows alone; the row itself
+ * gets NaN (all its exponents are -inf), in both evaluations.
+ */
+static void test_kaf_infinite_calc_row_weighs_nothing(void **st)
+{
+	enum { R = 40, CC = 10 };
+	double x[R], y[R], w1[1] = {1.0}, w2[1] = {1.0}, yhat[R];
+	double g1[1], g2[1];
+	int calc[CC];
+	struct kaf_probe_out out = {.yhat = yhat, .grad_w1 = g1,
+				    .grad_w2 = g2};
+	struct kaf_error err;
+
+	(void)st;
+	for (int i = 0; i < R; i++) {
+		x[i] = 0.1 * i;
+		y[i] = (i * 7) % 5;
+	}
+	for (int j = 0; j < CC; j++)
+		calc[j] = 4 * j;
+	x[calc[3]] = INFINITY;
+	for (int prec = 0; prec < KAF_PREC_COUNT; prec++)
+		for (int kernel = 0; kernel < KAF_KERNEL_COUNT; kernel++) {
+			struct kaf_probe p = {
+				.n = R, .d = 1, .l = 1, .e = 1, .c = CC,
+				.x = x, .y = y, .calc = calc, .w1 = w1,
+				.w2 = w2, .h = 0.3, .activation = KAF_ACT_KAF,
+				.kernel = (enum kaf_kernel)kernel,
+				.precision = (enum kaf_precision)prec,
+			};
+			double tol = prec == KAF_PREC_F32 ? 1e-5 : 1e-12;
+
+			assert_int_equal(kaf_probe_run(&p, &out, &err), 0);
+			assert_true(isnan(yhat[calc[3]]));
+			for (int i = 0; i < R; i++) {
+				double num = 0, den = 0;
+
+				if (i == calc[3])
+					continue;
+				for (int j = 0; j < CC; j++) {
+					double u = (x[calc[j]] - x[i]) / 0.3;
+
+					if (calc[j] == i || j == 3)
+						continue;
+					num += exp(-u * u / 2) * y[calc[j]];
+					den += exp(-u * u / 2);
+				}
+				check_close(yhat[i], num / den, tol, tol,
+					    "yhat", i);
+			}
+		}
+}
+
 static double wide_loss(const struct kaf_probe *p)
 {
 	double yhat[WN * WE], g1[WL * WD], g2[WE * WL];
@@ -1004,6 +1060,7 @@ int main(void)
 		cmocka_unit_test(test_kaf_naive_equals_stable_where_finite),
 		cmocka_unit_test(test_kaf_stable_finite_where_naive_underflows),
 		cmocka_unit_test(test_kaf_windows_match_every_slot),
+		cmocka_unit_test(test_kaf_infinite_calc_row_weighs_nothing),
 		cmocka_unit_test(test_grad_kaf_many_rows_match_finite_differences),
 		cmocka_unit_test(test_kaf_naive_keeps_subnormal_weights),
 		cmocka_unit_test(test_kaf_stable_f64_keeps_tiny_weights),
