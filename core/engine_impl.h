@@ -664,8 +664,8 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			int s = j;
 
 			finite = finite && isfinite(v);
-			/* Insertion sort: quadratic in c, a few
-			 * microseconds at the protocol's largest (285). */
+			/* Insertion sort: quadratic in c, some 20 us
+			 * a step at the protocol's largest (285). */
 			while (finite && s > 0 && zs[s - 1] > v) {
 				zs[s] = zs[s - 1];
 				ord[s] = ord[s - 1];
