@@ -250,6 +250,9 @@ static struct NET *SFX(net_create)(const struct kaf_plan *p,
 	SFX(load_rows)(net->yv, p->y, p->e, p->val, p->nv, NULL, NULL);
 	for (int i = 0; i < net->n; i++)
 		net->pos[i] = -1;
+	for (int k = 0; k < net->e; k++)
+		for (int j = 0; j < net->c; j++)
+			net->ord[(size_t)k * net->c + j] = j;
 	for (int j = 0; j < net->c; j++) {
 		int row = p->calc[j];
 
@@ -643,11 +646,15 @@ static void SFX(act_backward)(enum kaf_activation act, const T *z,
 
 /*
  * The calc rows' pre-activations by output, sorted ascending with their
- * targets, from z (., e). Sorting lets each query row visit only the calc
- * rows whose kernel weight can be non-zero: a weight whose exponent is
- * below the underflow threshold is exactly 0 in IEEE arithmetic, so
- * skipping it changes no value. A column with a non-finite value is left
- * unsorted and every row then visits all of it.
+ * targets, from z (., e); ties in calc order. Sorting lets each query row
+ * visit only the calc rows whose kernel weight can be non-zero: a weight
+ * whose exponent is below the underflow threshold is exactly 0 in IEEE
+ * arithmetic, so skipping it changes no value. A column with a
+ * non-finite value is left unsorted and every row then visits all of it.
+ *
+ * The sort starts from the previous pass's order, which a step changes
+ * little, so insertion sort is nearly linear; the order it reaches is
+ * unique, so where it started never shows.
  */
 static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 			     const int *rows)
@@ -659,20 +666,24 @@ static void SFX(gather_calc)(struct NET *net, const T *z, int m,
 		int *ord = net->ord + (size_t)k * c;
 		bool finite = true;
 
-		for (int j = 0; j < c; j++) {
-			T v = z[(size_t)k * m + (rows ? rows[j] : j)];
-			int s = j;
+		for (int s = 0; s < c; s++) {
+			int j = ord[s];
 
-			finite = finite && isfinite(v);
-			/* Insertion sort: quadratic in c, some 20 us
-			 * a step at the protocol's largest (285). */
-			while (finite && s > 0 && zs[s - 1] > v) {
-				zs[s] = zs[s - 1];
-				ord[s] = ord[s - 1];
-				s--;
+			zs[s] = z[(size_t)k * m + (rows ? rows[j] : j)];
+			finite = finite && isfinite(zs[s]);
+		}
+		for (int s = 1; finite && s < c; s++) {
+			T v = zs[s];
+			int j = ord[s], t = s;
+
+			for (; t > 0 && (zs[t - 1] > v ||
+					 (zs[t - 1] == v && ord[t - 1] > j));
+			     t--) {
+				zs[t] = zs[t - 1];
+				ord[t] = ord[t - 1];
 			}
-			zs[s] = v;
-			ord[s] = j;
+			zs[t] = v;
+			ord[t] = j;
 		}
 		if (!finite)
 			for (int j = 0; j < c; j++) {
