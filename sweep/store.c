@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "datasets_embed.h"
+#include "log.h"
 #include "rng.h"
 
 /* The schema text, embedded at build time from schemas/kaf.sql. */
@@ -374,6 +375,32 @@ static int raise_runs(struct kaf_store *st, int64_t cell_id, long runs,
 }
 
 /*
+ * A sweep started by another version of kaf may have been computed by
+ * another engine: the runs added now can differ from its runs in the last
+ * digits. Say so once; the sweep goes on.
+ */
+static void warn_other_version(struct kaf_store *st)
+{
+	sqlite3_stmt *stmt = NULL;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT kaf_version FROM sweep WHERE "
+			       "sweep_id = ?", -1, &stmt, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(stmt, 1, st->sweep_id);
+	if (sqlite3_step(stmt) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(stmt, 0);
+
+		if (v && strcmp(v, KAF_VERSION))
+			kaf_log_warn("database %s: sweep %lld was started by "
+				     "kaf %s; runs added by kaf %s may differ "
+				     "from its runs in the last digits",
+				     st->path, (long long)st->sweep_id, v,
+				     KAF_VERSION);
+	}
+	sqlite3_finalize(stmt);
+}
+
+/*
  * Load the cell ids of an existing sweep and record this invocation: more
  * runs per cell than before extend the sweep, which is then unfinished.
  */
@@ -411,6 +438,7 @@ static int resume_sweep(struct kaf_store *st, const struct kaf_grid *g,
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_DONE)
 		return db_error(st, err, "reading cells");
+	warn_other_version(st);
 	if (found != st->cells)
 		return kaf_error_set(err, KAF_EDB, "database %s: sweep %lld "
 				     "has %ld of its %ld cells; the file was "

@@ -358,6 +358,32 @@ static void test_sweep_runs_extend_and_specs_separate(void **st)
 	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 3);
 }
 
+/* Extending a sweep that another kaf version started says so, once. */
+static void test_sweep_other_version_is_named_on_resume(void **st)
+{
+	const char *db = tmp_path("version.db"), *err = tmp_path("version.err");
+	sqlite3 *h;
+
+	(void)st;
+	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "2",
+			     "--no-report", "--quiet", NULL), 0);
+	assert_int_equal(kaf(err, "sweep", "--db", db, "--runs", "3",
+			     "--no-report", "--quiet", NULL), 0);
+	assert_null(strstr(slurp(err), "started by"));
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "UPDATE sweep SET kaf_version = "
+				      "'0.0.1'", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(kaf(err, "sweep", "--db", db, "--runs", "4",
+			     "--no-report", "--quiet", NULL), 0);
+	if (!strstr(slurp(err), "sweep 1 was started by kaf 0.0.1; runs "
+		    "added by kaf "))
+		fail_msg("want a warning naming the versions, got:\n%s",
+			 slurp(err));
+	assert_int_equal(query_long(db, "SELECT count(*) FROM run"), 24 * 4);
+}
+
 static void test_sweep_bad_input_changes_nothing(void **st)
 {
 	const char *db = tmp_path("keep.db"), *txt = tmp_path("notes.txt");
@@ -571,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_resumes_after_kill),
 		cmocka_unit_test(test_sweep_interrupt_keeps_finished_runs),
 		cmocka_unit_test(test_sweep_runs_extend_and_specs_separate),
+		cmocka_unit_test(test_sweep_other_version_is_named_on_resume),
 		cmocka_unit_test(test_sweep_bad_input_changes_nothing),
 		cmocka_unit_test(test_sweep_refuses_other_schema_versions),
 		cmocka_unit_test(test_sweep_wilson_view_matches_hand_values),
