@@ -2,6 +2,7 @@
 
 #include <omp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,15 +417,53 @@ static void deliver(struct shared *sh, struct slot *s, struct kaf_store *st,
 struct plan {
 	struct kaf_cell *cells;
 	long *order;            /* cells, costliest first */
-	bool *done;             /* (runs, cells): stored already */
+	uint8_t *done;          /* one bit per item: stored already */
 	long n_cells, items;    /* items: cells x the largest runs */
 };
+
+static bool plan_done(const struct plan *p, long item)
+{
+	return p->done[item / 8] >> (item % 8) & 1;
+}
 
 static void plan_free(struct plan *p)
 {
 	free(p->cells);
 	free(p->order);
 	free(p->done);
+}
+
+/*
+ * Which runs st holds, as bits, read a few thousand replicates at a time
+ * so that the buffer of the store's answer stays small.
+ */
+static int plan_read_done(struct plan *p, struct kaf_store *st,
+			  long max_runs, struct kaf_error *err)
+{
+	long step = 4096, n = step * p->n_cells;
+	bool *part = malloc(sizeof(*part) * (size_t)(n < p->items ? n
+							       : p->items));
+	int rc = KAF_OK;
+
+	p->done = calloc((size_t)(p->items / 8 + 1), 1);
+	if (!part || !p->done) {
+		free(part);
+		return kaf_error_set(err, KAF_ENOMEM, "out of memory for the "
+				     "%ld runs of the sweep", p->items);
+	}
+	for (long r0 = 0; rc == KAF_OK && r0 < max_runs; r0 += step) {
+		long r1 = r0 + step < max_runs ? r0 + step : max_runs;
+		long w0 = r0 * p->n_cells, count = (r1 - r0) * p->n_cells;
+
+		memset(part, 0, sizeof(*part) * (size_t)count);
+		rc = kaf_store_done(st, r0, r1 - 1, p->n_cells, part, err);
+		for (long i = 0; rc == KAF_OK && i < count; i++)
+			if (part[i])
+				p->done[(w0 + i) / 8] |=
+					(uint8_t)(1u << ((w0 + i) % 8));
+	}
+	free(part);
+	return rc;
 }
 
 /* The plan of grid g against st; counts the stored runs as skipped. */
@@ -440,16 +479,10 @@ static int plan_load(struct plan *p, struct kaf_store *st,
 	p->n_cells = kaf_grid_cells(g);
 	p->items = p->n_cells * max_runs;
 	rc = make_cells(g, datasets, &p->cells, &p->order, err);
-	if (rc == KAF_OK && p->items > 0) {
-		p->done = calloc((size_t)p->items, sizeof(*p->done));
-		rc = p->done ? kaf_store_done(st, 0, max_runs - 1, p->n_cells,
-					      p->done, err)
-			     : kaf_error_set(err, KAF_ENOMEM, "out of memory "
-					     "for the %ld runs of the sweep",
-					     p->items);
-	}
+	if (rc == KAF_OK && p->items > 0)
+		rc = plan_read_done(p, st, max_runs, err);
 	for (long w = 0; rc == KAF_OK && w < p->items; w++)
-		stats->skipped += p->done[w] &&
+		stats->skipped += plan_done(p, w) &&
 				  w / p->n_cells < p->cells[w % p->n_cells].runs;
 	if (rc != KAF_OK)
 		plan_free(p);
@@ -478,7 +511,7 @@ static void work(struct shared *sh, const struct plan *p,
 		r = pos / p->n_cells;
 		cell = p->order[pos % p->n_cells];
 		s.item = r * p->n_cells + cell;
-		if (r >= p->cells[cell].runs || p->done[s.item])
+		if (r >= p->cells[cell].runs || plan_done(p, s.item))
 			continue;
 		train_slot(&s, g, p->cells, p->n_cells, datasets, opts);
 		deliver(sh, &s, st, stats, t0, opts);

@@ -16,7 +16,7 @@
  * the runs they have not started; everything finished is stored and the
  * call returns KAF_EINTR.
  *
- * Memory: one byte per run of the grid (which runs are stored) and the
+ * Memory: one bit per run of the grid (which runs are stored) and the
  * finished runs not stored yet with, with traces, their epochs; those are
  * at most twice max_batch runs (16384 by default), whatever the size of
  * the sweep.
