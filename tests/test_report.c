@@ -30,6 +30,7 @@
 #include "plot.h"
 #include "report.h"
 #include "report_fixture.h"
+#include "report_read.h"
 #include "stats.h"
 
 #ifndef KAF_SOURCE_DIR
@@ -72,16 +73,6 @@ static void path_in(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", env.root, name);
 }
 
-
-
-static bool exists(const char *dir, const char *name)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return access(path, F_OK) == 0;
-}
-
 /* Entries of dir, "." and ".." excluded. */
 static int count_entries(const char *dir)
 {
@@ -94,28 +85,6 @@ static int count_entries(const char *dir)
 	if (d)
 		closedir(d);
 	return n;
-}
-
-/* Field col of line row (0 = header) of a CSV without quoted fields. */
-static bool csv_field(const char *csv, int row, int col, char *out,
-		      size_t size)
-{
-	const char *line = csv;
-
-	for (int r = 0; r < row && line; r++) {
-		line = strchr(line, '\n');
-		line = line ? line + 1 : NULL;
-	}
-	if (!line || !*line)
-		return false;
-	for (int c = 0; c < col; c++) {
-		line += strcspn(line, ",\n");
-		if (*line != ',')
-			return false;
-		line++;
-	}
-	snprintf(out, size, "%.*s", (int)strcspn(line, ",\n"), line);
-	return true;
 }
 
 /* Column index of a header name in a CSV; -1 if absent. */
@@ -137,27 +106,6 @@ static long csv_long(const char *csv, int row, const char *name)
 	assert_true(col >= 0);
 	assert_true(csv_field(csv, row, col, field, sizeof(field)));
 	return strtol(field, NULL, 10);
-}
-
-static int csv_rows(const char *csv)
-{
-	int n = 0;
-
-	for (const char *p = csv; *p; p++)
-		n += *p == '\n';
-	return n - 1;
-}
-
-static char *read_out(const char *dir, const char *name)
-{
-	char path[1024];
-	char *s;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	s = fixture_slurp(path);
-	if (!s)
-		fail_msg("%s was not written", path);
-	return s;
 }
 
 /* Redirect fd (1 or 2) into a file; restore returns what was written. */
@@ -205,16 +153,6 @@ static void report_ok(const char *db, const char *out, bool plots)
 
 	if (run_report(db, 0, out, plots, &err))
 		fail_msg("report of %s failed: %s", db, err.msg);
-}
-
-static struct kaf_analysis *load(const char *db)
-{
-	struct kaf_analysis *an = NULL;
-	struct kaf_error err = {""};
-
-	if (kaf_analysis_load(db, 0, &an, &err))
-		fail_msg("loading %s failed: %s", db, err.msg);
-	return an;
 }
 
 static int cmd(int argc, const char **argv)

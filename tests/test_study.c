@@ -31,6 +31,7 @@
 #include "plot.h"
 #include "report.h"
 #include "report_fixture.h"
+#include "report_read.h"
 #include "study.h"
 #include "study_plot.h"
 
@@ -92,50 +93,6 @@ static void path_in(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", env.root, name);
 }
 
-
-
-static char *read_out(const char *dir, const char *name)
-{
-	char path[1024];
-	char *s;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	s = fixture_slurp(path);
-	if (!s)
-		fail_msg("%s was not written", path);
-	return s;
-}
-
-static bool exists(const char *dir, const char *name)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return access(path, F_OK) == 0;
-}
-
-/* Field col of line row (0 = header) of a CSV without quoted fields. */
-static bool csv_field(const char *csv, int row, int col, char *out,
-		      size_t size)
-{
-	const char *line = csv;
-
-	for (int r = 0; r < row && line; r++) {
-		line = strchr(line, '\n');
-		line = line ? line + 1 : NULL;
-	}
-	if (!line || !*line)
-		return false;
-	for (int c = 0; c < col; c++) {
-		line += strcspn(line, ",\n");
-		if (*line != ',')
-			return false;
-		line++;
-	}
-	snprintf(out, size, "%.*s", (int)strcspn(line, ",\n"), line);
-	return true;
-}
-
 /* The field under header name in line row; fails the test if absent. */
 static const char *csv_get(const char *csv, int row, const char *name)
 {
@@ -154,15 +111,6 @@ static const char *csv_get(const char *csv, int row, const char *name)
 	return field;
 }
 
-static int csv_rows(const char *csv)
-{
-	int n = 0;
-
-	for (const char *p = csv; *p; p++)
-		n += *p == '\n';
-	return n - 1;
-}
-
 static void assert_close(double got, double want)
 {
 	if (!(fabs(got - want) <= TOL * fmax(1, fabs(want))))
@@ -177,16 +125,6 @@ static void report_ok(const char *db, const char *out, bool plots)
 
 	if (kaf_report_run(&o, NULL, &err))
 		fail_msg("report of %s failed: %s", db, err.msg);
-}
-
-static struct kaf_analysis *load(const char *db)
-{
-	struct kaf_analysis *an = NULL;
-	struct kaf_error err = {""};
-
-	if (kaf_analysis_load(db, 0, &an, &err))
-		fail_msg("loading %s failed: %s", db, err.msg);
-	return an;
 }
 
 /* Run kaf with args (NULL-terminated), output discarded; exit status. */
