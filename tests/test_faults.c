@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "data.h"
 #include "grid.h"
 #include "rng.h"
@@ -79,48 +80,6 @@ static void write_text(const char *path, const char *text)
 	assert_non_null(fp);
 	fputs(text, fp);
 	assert_int_equal(fclose(fp), 0);
-}
-
-/* FNV-1a of a file's bytes; 0 if it does not exist. */
-static uint64_t file_hash(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	uint64_t h = 14695981039346656037u;
-	int c;
-
-	if (!fp)
-		return 0;
-	while ((c = getc(fp)) != EOF)
-		h = (h ^ (uint64_t)c) * 1099511628211u;
-	fclose(fp);
-	return h;
-}
-
-/* A database and its WAL files; paths here are under 256 bytes. */
-static void remove_db(const char *path)
-{
-	char other[300];
-
-	unlink(path);
-	snprintf(other, sizeof(other), "%.255s-wal", path);
-	unlink(other);
-	snprintf(other, sizeof(other), "%.255s-shm", path);
-	unlink(other);
-}
-
-/* The lines of a small text file (stderr of a run) in a static buffer. */
-static const char *slurp(const char *path)
-{
-	static char buf[16384];
-	FILE *fp = fopen(path, "r");
-	size_t len = 0;
-
-	if (fp) {
-		len = fread(buf, 1, sizeof(buf) - 1, fp);
-		fclose(fp);
-	}
-	buf[len] = '\0';
-	return buf;
 }
 
 /*
@@ -177,58 +136,9 @@ static void sleep_seconds(double s)
 
 /* ---- running kaf ---- */
 
-struct child_opts {
-	const char *err_path;   /* standard error goes here; NULL: dropped */
-	rlim_t max_file;        /* RLIMIT_FSIZE in bytes; 0: no limit */
-};
-
-/*
- * Start kaf with args (NULL-terminated). With a file size limit SIGXFSZ
- * is ignored, as a shell's `ulimit -f` user would see it: writes past the
- * limit fail with EFBIG instead of killing the process.
- */
 static pid_t spawn(const char *const *args, const struct child_opts *o)
 {
-	const char *argv[64] = {KAF_BIN};
-	int n = 1;
-	pid_t pid;
-
-	for (; args[n - 1]; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int out = open("/dev/null", O_WRONLY);
-		int err = open(o->err_path ? o->err_path : "/dev/null",
-			       O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		if (o->max_file) {
-			struct rlimit rl = {o->max_file, o->max_file};
-
-			signal(SIGXFSZ, SIG_IGN);
-			setrlimit(RLIMIT_FSIZE, &rl);
-		}
-		execv(KAF_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Exit status, or 128 + signal; *max_rss_kb (if given) from wait4. */
-static int wait_child(pid_t pid, long *max_rss_kb)
-{
-	struct rusage ru;
-	int status;
-
-	assert_int_equal(wait4(pid, &status, 0, &ru), pid);
-	if (max_rss_kb)
-		*max_rss_kb = ru.ru_maxrss;
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WEXITSTATUS(status);
+	return child_spawn(KAF_BIN, args, o);
 }
 
 /* Resident size of a running process in kB, 0 once it is gone. */
@@ -267,12 +177,12 @@ static int wait_bounded(pid_t pid, long max_kb)
 			break;
 		if (resident_kb(pid) > max_kb) {
 			kill(pid, SIGKILL);
-			wait_child(pid, NULL);
+			child_wait(pid, NULL);
 			fail_msg("kaf took more than %ld kB; killed", max_kb);
 		}
 		sleep_seconds(0.005);
 	}
-	status = wait_child(pid, &peak);
+	status = child_wait(pid, &peak);
 	if (peak > max_kb)
 		fail_msg("kaf took %ld kB, more than %ld kB", peak, max_kb);
 	return status;
@@ -280,7 +190,7 @@ static int wait_bounded(pid_t pid, long max_kb)
 
 static int run_kaf(const char *const *args, const struct child_opts *o)
 {
-	return wait_child(spawn(args, o), NULL);
+	return child_wait(spawn(args, o), NULL);
 }
 
 /* `kaf sweep` of the default grid at RUNS per cell into db. */
@@ -293,43 +203,6 @@ static int sweep(const char *db, const struct child_opts *o)
 }
 
 /* ---- reading databases ---- */
-
-/*
- * One number from sql, as a reader would get it: read-only, with a busy
- * timeout. Returns the SQLite code instead of failing, for polling a
- * database that may not exist yet.
- */
-static int try_query(const char *path, const char *sql, long *out)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-
-	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(db, 5000);
-		rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
-	}
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(stmt);
-		if (rc == SQLITE_ROW) {
-			*out = sqlite3_column_int64(stmt, 0);
-			rc = SQLITE_OK;
-		}
-	}
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return rc;
-}
-
-static long query(const char *path, const char *sql)
-{
-	long v = -1;
-	int rc = try_query(path, sql, &v);
-
-	if (rc != SQLITE_OK)
-		fail_msg("%s on %s: %s", sql, path, sqlite3_errstr(rc));
-	return v;
-}
 
 /*
  * Wait until the run table of path holds at least min rows: true then,
@@ -500,7 +373,7 @@ static void test_sweep_survives_random_kills(void **state)
 			sleep_seconds(delay);
 			kill(pid, SIGKILL);
 		}
-		status = wait_child(pid, NULL);
+		status = child_wait(pid, NULL);
 		if (status != 128 + SIGKILL && status != 0)
 			fail_msg("%s: kaf exited with %d", what, status);
 		stored = check_consistent(db, what);
@@ -694,7 +567,7 @@ static void test_sweep_readers_never_fail(void **state)
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL, reader_main,
 						&readers[i]), 0);
-	assert_int_equal(wait_child(pid, NULL), 0);
+	assert_int_equal(child_wait(pid, NULL), 0);
 	atomic_store(&stop, true);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
@@ -991,7 +864,7 @@ static void test_bad_input(void **state)
 	if (b->check_rss)
 		status = wait_bounded(spawn(args, &o), MAX_RSS_KB);
 	else
-		status = wait_child(spawn(args, &o), NULL);
+		status = child_wait(spawn(args, &o), NULL);
 	line = slurp(err);
 	expand(b->message, want, sizeof(want));
 	msg = strstr(line, "kaf error: ");

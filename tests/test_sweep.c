@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "rng.h"
 
 #if !defined(KAF_BIN) || !defined(KAF_PORTABLE_BIN)
@@ -43,45 +44,15 @@ static const char *tmp_path(const char *name)
 
 /* ---- running kaf ---- */
 
-/* Start the kaf binary bin with args (NULL-terminated). */
-static pid_t spawn_bin(const char *bin, const char *const *args,
-		       const char *err_path)
-{
-	const char *argv[64] = {bin};
-	int n = 1;
-	pid_t pid;
-
-	for (; args[n - 1]; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int out = open("/dev/null", O_WRONLY);
-		int err = open(err_path ? err_path : "/dev/null",
-			       O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
 static pid_t spawn(const char *const *args, const char *err_path)
 {
-	return spawn_bin(KAF_BIN, args, err_path);
+	return child_spawn(KAF_BIN, args,
+			   &(struct child_opts){.err_path = err_path});
 }
 
 static int wait_status(pid_t pid)
 {
-	int status;
-
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WEXITSTATUS(status);
+	return child_wait(pid, NULL);
 }
 
 /* Run kaf with args (NULL-terminated); return its exit status. */
@@ -96,21 +67,6 @@ static int kaf(const char *err_path, ...)
 		n++;
 	va_end(ap);
 	return wait_status(spawn(args, err_path));
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[8192];
-	FILE *fp = fopen(path, "r");
-	size_t len = 0;
-
-	buf[0] = '\0';
-	if (fp) {
-		len = fread(buf, 1, sizeof(buf) - 1, fp);
-		fclose(fp);
-	}
-	buf[len] = '\0';
-	return buf;
 }
 
 static void expect_error(const char *needle, ...)
@@ -136,35 +92,9 @@ static void expect_error(const char *needle, ...)
 /* A number from a database a sweep may be creating: -1 until readable. */
 static long poll_long(const char *db_path, const char *sql)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
 	long v = -1;
 
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
-	    SQLITE_OK && sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
-	    sqlite3_step(stmt) == SQLITE_ROW)
-		v = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return v;
-}
-
-static long query_long(const char *db_path, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *stmt;
-	long v = -1;
-
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
-					 NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
-			 SQLITE_OK);
-	if (sqlite3_step(stmt) == SQLITE_ROW)
-		v = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return v;
+	return try_query(db_path, sql, &v) == SQLITE_OK ? v : -1;
 }
 
 /* A hash of every row sql gives, each value as text; count the rows. */
@@ -206,11 +136,6 @@ static uint64_t runs_hash(const char *db_path, long *count)
 			 "r.replicate", count);
 }
 
-static uint64_t file_hash(const char *path)
-{
-	return kaf_rng_hash_str(slurp(path));
-}
-
 /* ---- fixtures ---- */
 
 static int setup(void **st)
@@ -226,17 +151,6 @@ static int teardown(void **st)
 	(void)st;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void remove_db(const char *path)
-{
-	char other[300];
-
-	unlink(path);
-	snprintf(other, sizeof(other), "%s-wal", path);
-	unlink(other);
-	snprintf(other, sizeof(other), "%s-shm", path);
-	unlink(other);
 }
 
 /* ---- the tests ---- */
@@ -255,10 +169,10 @@ static void test_sweep_threads_do_not_change_results(void **st)
 	assert_int_equal(n1, 24 * 40);
 	assert_int_equal(n2, 24 * 40);
 	/* Divergence happens, and not everywhere: the study is alive. */
-	long div = query_long(one, "SELECT sum(diverged) FROM run");
+	long div = query(one, "SELECT sum(diverged) FROM run");
 
 	assert_true(div > 0 && div < 24 * 40);
-	assert_int_equal(query_long(one, "SELECT count(*) FROM sweep WHERE "
+	assert_int_equal(query(one, "SELECT count(*) FROM sweep WHERE "
 				    "finished_at IS NOT NULL"), 1);
 }
 
@@ -295,8 +209,8 @@ static void test_sweep_resumes_after_kill(void **st)
 			     "--threads", "1", "--quiet", NULL), 0);
 	assert_true(runs_hash(db, &n) == want);
 	assert_int_equal(n, n_ref);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 1);
-	assert_int_equal(query_long(db, "SELECT count(*) = 1 FROM "
+	assert_int_equal(query(db, "SELECT count(*) FROM sweep"), 1);
+	assert_int_equal(query(db, "SELECT count(*) = 1 FROM "
 				    "pragma_integrity_check WHERE "
 				    "integrity_check = 'ok'"), 1);
 }
@@ -319,14 +233,14 @@ static void test_sweep_interrupt_keeps_finished_runs(void **st)
 	kill(pid, SIGINT);
 	assert_int_equal(wait_status(pid), 130);
 	assert_non_null(strstr(slurp(err), "run the same command again"));
-	before = query_long(db, "SELECT count(*) FROM run");
+	before = query(db, "SELECT count(*) FROM run");
 	assert_true(before > 0);
 	assert_true(before < 24 * 400);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep WHERE "
+	assert_int_equal(query(db, "SELECT count(*) FROM sweep WHERE "
 				    "finished_at IS NULL"), 1);
 	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "400",
 			     "--quiet", NULL), 0);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run"),
+	assert_int_equal(query(db, "SELECT count(*) FROM run"),
 			 24 * 400);
 }
 
@@ -344,18 +258,18 @@ static void test_sweep_runs_extend_and_specs_separate(void **st)
 			     "--quiet", NULL), 0);
 	assert_true(runs_hash(db, &n) == runs_hash(ref, &n_ref));
 	assert_int_equal(n, 24 * 20);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 1);
+	assert_int_equal(query(db, "SELECT count(*) FROM sweep"), 1);
 	/* Another spec on the same database is another sweep. */
 	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "5",
 			     "--set", "opt=adam", "--quiet", NULL), 0);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 2);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run"),
+	assert_int_equal(query(db, "SELECT count(*) FROM sweep"), 2);
+	assert_int_equal(query(db, "SELECT count(*) FROM run"),
 			 24 * 20 + 6 * 5);
 	/* So is another seed. */
 	assert_int_equal(kaf(NULL, "sweep", "--db", db, "--runs", "5",
 			     "--set", "opt=adam", "--seed", "3", "--quiet",
 			     NULL), 0);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM sweep"), 3);
+	assert_int_equal(query(db, "SELECT count(*) FROM sweep"), 3);
 }
 
 /* Extending a sweep that another kaf version started says so, once. */
@@ -381,7 +295,7 @@ static void test_sweep_other_version_is_named_on_resume(void **st)
 		    "added by kaf "))
 		fail_msg("want a warning naming the versions, got:\n%s",
 			 slurp(err));
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run"), 24 * 4);
+	assert_int_equal(query(db, "SELECT count(*) FROM run"), 24 * 4);
 }
 
 static void test_sweep_bad_input_changes_nothing(void **st)
@@ -502,17 +416,17 @@ static void test_sweep_traces_are_stored_and_agree(void **st)
 			     "--set", "epochs=4", "--set", "kernel=stable",
 			     "--trace", "--quiet", NULL), 0);
 	/* Stable K-AF on boston does not diverge: 4 epochs per run. */
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run WHERE "
+	assert_int_equal(query(db, "SELECT count(*) FROM run WHERE "
 				    "diverged"), 0);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM trace"),
+	assert_int_equal(query(db, "SELECT count(*) FROM trace"),
 			 24 * 3 * 4);
 	/* The last epoch's train loss is the run's, read back exactly. */
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run AS r JOIN "
+	assert_int_equal(query(db, "SELECT count(*) FROM run AS r JOIN "
 				    "trace AS t ON t.cell_id = r.cell_id AND "
 				    "t.replicate = r.replicate AND t.epoch = 3 "
 				    "WHERE t.train_loss = r.train_loss AND "
 				    "t.bandwidth = r.bandwidth"), 24 * 3);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM run AS r JOIN "
+	assert_int_equal(query(db, "SELECT count(*) FROM run AS r JOIN "
 				    "trace AS t ON t.cell_id = r.cell_id AND "
 				    "t.replicate = r.replicate AND t.epoch = 3 "
 				    "WHERE t.val_loss = r.val_loss"), 24 * 3);
@@ -528,19 +442,19 @@ static void test_sweep_links_are_snapshotted(void **st)
 			     "--set", "calc_num=30",
 			     "--no-report", "--quiet", NULL), 0);
 	/* Snapshots at steps 0 and 2 (the last) of each of the 5 cells. */
-	assert_int_equal(query_long(db, "SELECT count(*) FROM link_frame"),
+	assert_int_equal(query(db, "SELECT count(*) FROM link_frame"),
 			 5 * 2);
 	/* iris: 3 outputs x 101 points, and the 30 calc rows. */
-	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point"),
+	assert_int_equal(query(db, "SELECT count(*) FROM link_point"),
 			 5 * 2 * 3 * 101);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM link_calc"),
+	assert_int_equal(query(db, "SELECT count(*) FROM link_calc"),
 			 5 * 2 * 3 * 30);
 	/* Points ascend in z, and a one-hot link stays within [0, 1]. */
-	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point AS a "
+	assert_int_equal(query(db, "SELECT count(*) FROM link_point AS a "
 				    "JOIN link_point AS b USING (cell_id, "
 				    "replicate, epoch, output) WHERE b.point = "
 				    "a.point + 1 AND b.z < a.z"), 0);
-	assert_int_equal(query_long(db, "SELECT count(*) FROM link_point "
+	assert_int_equal(query(db, "SELECT count(*) FROM link_point "
 				    "WHERE yhat < 0 OR yhat > 1 OR yhat IS "
 				    "NULL"), 0);
 }
@@ -575,7 +489,7 @@ static void test_sweep_instruction_sets_give_the_same_rows(void **st)
 				      "--trace", "--no-report", "--runs", "2",
 				      "--quiet", NULL};
 
-		assert_int_equal(wait_status(spawn_bin(bins[v], args, NULL)),
+		assert_int_equal(child_wait(child_spawn(bins[v], args, NULL), NULL),
 				 0);
 		runs[v] = runs_hash(dbs[v], &n_runs[v]);
 		traces[v] = rows_hash(dbs[v], trace_sql, &n_traces[v]);
